@@ -1,0 +1,265 @@
+"""Writes and rules for tenants, members, API keys, tokens and usage."""
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.keys import display_prefix, generate_api_key, generate_signing_salt, hash_api_key
+from accounts.models import AccessToken, ApiKey, Membership, Plan, RefreshToken, Tenant, TokenFamily, UsageCounter
+from bothero import ratelimit
+from bothero.api.authentication import authenticate_api_key
+from bothero.errors import AuthenticationError, NotFoundError, RateLimitError
+
+REFRESH_TOKEN_PREFIX = "bhrt_"
+
+
+# --- tenants ---------------------------------------------------------------------
+
+
+@transaction.atomic
+def tenant_create(
+    *, name: str, plan_slug: str = "legend", owner_email: str | None = None, owner_password: str | None = None
+) -> Tenant:
+    """Create a tenant on a plan, with its owner when an email is given."""
+    plan = Plan.objects.get(slug=plan_slug)
+    tenant = Tenant.objects.create(name=name, plan=plan)
+    if owner_email:
+        User = get_user_model()
+        user = User.objects.filter(username=owner_email).first()
+        if user is None:
+            user = User(username=owner_email, email=owner_email)
+            if owner_password:
+                user.set_password(owner_password)
+            else:
+                user.set_unusable_password()
+            user.save()
+        Membership.objects.create(tenant=tenant, user=user, role=Membership.Role.OWNER)
+    return tenant
+
+
+def tenant_change_plan(*, tenant: Tenant, plan: Plan) -> Tenant:
+    tenant.plan = plan
+    tenant.save(update_fields=["plan", "updated_at"])
+    return tenant
+
+
+def tenant_set_status(*, tenant: Tenant, status: str) -> Tenant:
+    tenant.status = status
+    tenant.save(update_fields=["status", "updated_at"])
+    if status == Tenant.Status.SUSPENDED:
+        # A suspended tenant's outstanding sessions end now, not when they expire.
+        TokenFamily.objects.filter(tenant=tenant, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    return tenant
+
+
+# --- API keys ----------------------------------------------------------------------
+
+
+@dataclass
+class CreatedApiKey:
+    api_key: ApiKey
+    key: str
+    signing_secret: str | None
+
+
+def api_key_create(
+    *, tenant: Tenant, name: str, require_signature: bool = False, expires_at: datetime | None = None, created_by=None
+) -> CreatedApiKey:
+    """Create a key; the plaintext key (and signing secret) are returned here only."""
+    key = generate_api_key()
+    api_key = ApiKey.objects.create(
+        tenant=tenant,
+        name=name,
+        display_prefix=display_prefix(key),
+        key_hash=hash_api_key(key),
+        require_signature=require_signature,
+        signing_salt=generate_signing_salt() if require_signature else "",
+        expires_at=expires_at,
+        created_by=created_by,
+    )
+    return CreatedApiKey(api_key=api_key, key=key, signing_secret=api_key.signing_secret)
+
+
+@transaction.atomic
+def api_key_revoke(*, tenant: Tenant, public_id: str) -> ApiKey:
+    api_key = ApiKey.objects.select_for_update().filter(tenant=tenant, public_id=public_id).first()
+    if api_key is None:
+        raise NotFoundError(f"No such API key ({public_id}).", code="api_key_not_found", param="id")
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+        # Tokens exchanged for this key die with it.
+        TokenFamily.objects.filter(api_key=api_key, revoked_at__isnull=True).update(revoked_at=api_key.revoked_at)
+    return api_key
+
+
+# --- access and refresh tokens -------------------------------------------------------
+
+
+@dataclass
+class IssuedTokens:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    access_token_row: AccessToken
+
+
+def _hash_refresh_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _issue_tokens(family: TokenFamily) -> IssuedTokens:
+    access_row, access_token = AccessToken.objects.create(
+        user=family.user, tenant=family.tenant, family=family, expiry=settings.ACCESS_TOKEN_TTL
+    )
+    refresh_token = REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    RefreshToken.objects.create(
+        family=family,
+        token_hash=_hash_refresh_token(refresh_token),
+        expires_at=timezone.now() + settings.REFRESH_TOKEN_TTL,
+    )
+    return IssuedTokens(
+        access_token=access_token,
+        refresh_token=refresh_token,
+        expires_in=int(settings.ACCESS_TOKEN_TTL.total_seconds()),
+        access_token_row=access_row,
+    )
+
+
+def _check_failure_budget(client_address: str) -> None:
+    used = ratelimit.peek(f"auth-failures:{client_address}", limit=settings.AUTH_FAILURES_PER_MINUTE)
+    if used >= settings.AUTH_FAILURES_PER_MINUTE:
+        raise RateLimitError(
+            "Too many failed sign-in attempts from this address. Wait a minute.",
+            code="too_many_failed_attempts",
+            headers={"Retry-After": "60"},
+        )
+
+
+def _record_failure(client_address: str) -> None:
+    ratelimit.hit(f"auth-failures:{client_address}", limit=settings.AUTH_FAILURES_PER_MINUTE)
+
+
+def _user_tenant(user) -> Tenant:
+    membership = Membership.objects.select_related("tenant").filter(user=user).order_by("id").first()
+    if membership is None:
+        raise AuthenticationError("This user belongs to no tenant.", code="invalid_credentials")
+    return membership.tenant
+
+
+def token_exchange(
+    *,
+    grant_type: str,
+    client_address: str,
+    api_key: str | None = None,
+    email: str | None = None,
+    password: str | None = None,
+) -> IssuedTokens:
+    """Exchange an API key or an email and password for an access and a refresh token.
+
+    Failed exchanges are counted per client address and limited more strictly
+    than ordinary traffic (AUTH_FAILURES_PER_MINUTE).
+    """
+    _check_failure_budget(client_address)
+    try:
+        if grant_type == "api_key":
+            key = authenticate_api_key(api_key or "")
+            family = TokenFamily.objects.create(tenant=key.tenant, api_key=key, user=key.created_by)
+        else:
+            User = get_user_model()
+            user = User.objects.filter(username__iexact=email or "", is_active=True).first()
+            if user is None or not user.check_password(password or ""):
+                raise AuthenticationError("The email or password is wrong.", code="invalid_credentials")
+            family = TokenFamily.objects.create(tenant=_user_tenant(user), user=user)
+    except AuthenticationError:
+        _record_failure(client_address)
+        raise
+    return _issue_tokens(family)
+
+
+class RefreshTokenError(AuthenticationError):
+    default_code = "invalid_refresh_token"
+
+
+def token_refresh(*, refresh_token: str, client_address: str) -> IssuedTokens:
+    """Rotate a refresh token. Presenting one that was already used revokes its whole family."""
+    _check_failure_budget(client_address)
+    now = timezone.now()
+    row = (
+        RefreshToken.objects.select_related("family__tenant", "family__api_key")
+        .filter(token_hash=_hash_refresh_token(refresh_token))
+        .first()
+    )
+    failure = None
+    if row is None or row.expires_at <= now:
+        failure = "The refresh token is not valid or has expired."
+    elif row.family.revoked_at is not None:
+        failure = "The refresh token was revoked."
+    elif row.family.api_key is not None and not row.family.api_key.is_active:
+        failure = "The API key behind this refresh token is no longer active."
+    # Claiming the row with a conditional UPDATE makes rotation race-free: of two
+    # concurrent refreshes with one token, exactly one wins; the other is a reuse.
+    elif not RefreshToken.objects.filter(pk=row.pk, used_at__isnull=True).update(used_at=now):
+        # Reuse of a rotated token means it leaked: end every session descended from it.
+        TokenFamily.objects.filter(pk=row.family_id).update(revoked_at=now)
+        failure = "The refresh token was already used; every token issued from it is now revoked."
+    if failure:
+        _record_failure(client_address)
+        raise RefreshTokenError(failure)
+    return _issue_tokens(row.family)
+
+
+def token_revoke(*, tenant: Tenant, token: str) -> None:
+    """Revoke an access or a refresh token of `tenant` (and, for a refresh token, its family)."""
+    if token.startswith(REFRESH_TOKEN_PREFIX):
+        row = (
+            RefreshToken.objects.select_related("family")
+            .filter(token_hash=_hash_refresh_token(token), family__tenant=tenant)
+            .first()
+        )
+        if row is None:
+            raise NotFoundError("No such token.", code="token_not_found", param="token")
+        TokenFamily.objects.filter(pk=row.family_id).update(revoked_at=timezone.now())
+        return
+    from bothero.api.authentication import authenticate_access_token
+
+    try:
+        access = authenticate_access_token(token)
+    except AuthenticationError:
+        raise NotFoundError("No such token.", code="token_not_found", param="token") from None
+    if access.tenant_id != tenant.id:
+        raise NotFoundError("No such token.", code="token_not_found", param="token")
+    access.delete()
+
+
+def access_token_revoke(*, access_token: AccessToken) -> None:
+    access_token.delete()
+
+
+# --- usage ----------------------------------------------------------------------------
+
+
+def current_period_start(now: datetime | None = None):
+    now = now or timezone.now()
+    return now.date().replace(day=1)
+
+
+def usage_increment(
+    *, tenant: Tenant, messages: int = 0, prompt_tokens: int = 0, completion_tokens: int = 0, api_requests: int = 0
+) -> None:
+    """Add to this month's counters atomically (a row per tenant and month)."""
+    period = current_period_start()
+    counter, _ = UsageCounter.objects.get_or_create(tenant=tenant, period_start=period)
+    UsageCounter.objects.filter(pk=counter.pk).update(
+        messages=F("messages") + messages,
+        prompt_tokens=F("prompt_tokens") + prompt_tokens,
+        completion_tokens=F("completion_tokens") + completion_tokens,
+        api_requests=F("api_requests") + api_requests,
+    )

@@ -1,0 +1,131 @@
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import selectors, services
+from accounts.serializers import (
+    ApiKeyCreatedSerializer,
+    ApiKeyCreateSerializer,
+    ApiKeySerializer,
+    RefreshRequestSerializer,
+    RevokeRequestSerializer,
+    TokenRequestSerializer,
+    TokenResponseSerializer,
+)
+from bothero.api.views import TenantAPIView, TenantViewSet
+from bothero.errors import ValidationError
+
+
+def _client_address(request) -> str:
+    return request.META.get("REMOTE_ADDR") or "unknown"
+
+
+def _token_body(issued: services.IssuedTokens) -> dict:
+    return {
+        "access_token": issued.access_token,
+        "token_type": "bearer",
+        "expires_in": issued.expires_in,
+        "refresh_token": issued.refresh_token,
+    }
+
+
+class TokenView(APIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+    throttle_classes: list = []
+
+    @extend_schema(
+        operation_id="auth_token",
+        request=TokenRequestSerializer,
+        responses={200: TokenResponseSerializer},
+        auth=[],
+        summary="Exchange an API key or email and password for an access token",
+    )
+    def post(self, request):
+        data = TokenRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        issued = services.token_exchange(client_address=_client_address(request), **data.validated_data)
+        return Response(_token_body(issued))
+
+
+class RefreshView(APIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+    throttle_classes: list = []
+
+    @extend_schema(
+        operation_id="auth_refresh",
+        request=RefreshRequestSerializer,
+        responses={200: TokenResponseSerializer},
+        auth=[],
+        summary="Rotate a refresh token for a new access and refresh token",
+    )
+    def post(self, request):
+        data = RefreshRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        issued = services.token_refresh(
+            refresh_token=data.validated_data["refresh_token"], client_address=_client_address(request)
+        )
+        return Response(_token_body(issued))
+
+
+class RevokeView(TenantAPIView):
+    @extend_schema(
+        operation_id="auth_revoke",
+        request=RevokeRequestSerializer,
+        responses={204: OpenApiResponse(description="Revoked.")},
+        summary="Revoke the presented access token, or the access or refresh token in the body",
+    )
+    def delete(self, request):
+        data = RevokeRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        token = data.validated_data.get("token")
+        if token:
+            services.token_revoke(tenant=self.tenant, token=token)
+        elif request.user.access_token is not None:
+            services.access_token_revoke(access_token=request.user.access_token)
+        else:
+            raise ValidationError(
+                'You authenticated with an API key: send the token to revoke as {"token": ...}, '
+                "or revoke the key with DELETE /v1/auth/keys/:id.",
+                code="missing_param",
+                param="token",
+            )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ApiKeyViewSet(mixins.ListModelMixin, TenantViewSet):
+    serializer_class = ApiKeySerializer
+    not_found_code = "api_key_not_found"
+    not_found_message = "No such API key."
+
+    def safely_get_queryset(self, tenant):
+        return selectors.api_key_list(tenant=tenant)
+
+    @extend_schema(operation_id="api_keys_list", summary="List API keys")
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="api_keys_create",
+        request=ApiKeyCreateSerializer,
+        responses={201: ApiKeyCreatedSerializer},
+        summary="Create an API key (the key is shown once)",
+    )
+    def create(self, request):
+        data = ApiKeyCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        created = services.api_key_create(tenant=self.tenant, created_by=request.user.user, **data.validated_data)
+        body = ApiKeyCreatedSerializer(created.api_key).data
+        body.update(key=created.key, signing_secret=created.signing_secret)
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(operation_id="api_keys_retrieve", summary="Get an API key")
+    def retrieve(self, request, id):
+        return Response(self.get_serializer(self.get_object()).data)
+
+    @extend_schema(operation_id="api_keys_revoke", responses={200: ApiKeySerializer}, summary="Revoke an API key")
+    def destroy(self, request, id):
+        api_key = services.api_key_revoke(tenant=self.tenant, public_id=id)
+        return Response(ApiKeySerializer(api_key).data)

@@ -1,0 +1,79 @@
+"""`Idempotency-Key` on POST: the first response is kept for 24 h and replayed.
+
+A repeat with the same key and the same request replays the first response; a
+different request under the same key → 422 `idempotency_key_reused`; a repeat
+while the first is still running → 409 `idempotency_request_in_progress`.
+Keys are scoped to the tenant. Server errors (5xx) and streamed responses are
+not kept, so the client may retry them.
+"""
+
+import hashlib
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.http import HttpResponse
+from django.utils import timezone
+
+from bothero.errors import ConflictError, UnprocessableError, ValidationError
+from bothero.models import IdempotencyRecord
+
+MAX_KEY_LENGTH = 255
+
+
+def request_fingerprint(request) -> str:
+    digest = hashlib.sha256()
+    digest.update(f"{request.method} {request.get_full_path()}\n".encode())
+    digest.update(request.body)
+    return digest.hexdigest()
+
+
+def idempotency_begin(*, tenant, key: str, request) -> tuple[IdempotencyRecord | None, HttpResponse | None]:
+    """Claim `key` for this request. Returns (record to complete, None) or (None, replayed response)."""
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise ValidationError(
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters.", code="invalid_idempotency_key"
+        )
+    fingerprint = request_fingerprint(request)
+    expired_before = timezone.now() - settings.IDEMPOTENCY_TTL
+    IdempotencyRecord.objects.filter(tenant=tenant, key=key, created_at__lt=expired_before).delete()
+    try:
+        with transaction.atomic():
+            record = IdempotencyRecord.objects.create(tenant=tenant, key=key, request_fingerprint=fingerprint)
+        return record, None
+    except IntegrityError:
+        pass
+    existing = IdempotencyRecord.objects.filter(tenant=tenant, key=key).first()
+    if existing is None:  # deleted by its owner (a 5xx) between our insert and this read
+        raise ConflictError(
+            "A request with this Idempotency-Key is in progress.", code="idempotency_request_in_progress"
+        )
+    if existing.request_fingerprint != fingerprint:
+        raise UnprocessableError(
+            "This Idempotency-Key was used with a different request. Use a new key.", code="idempotency_key_reused"
+        )
+    if existing.status == IdempotencyRecord.Status.IN_PROGRESS:
+        raise ConflictError(
+            "A request with this Idempotency-Key is still in progress. Retry later.",
+            code="idempotency_request_in_progress",
+        )
+    replay = HttpResponse(
+        bytes(existing.response_body or b""),
+        status=existing.response_status,
+        content_type=existing.response_content_type or "application/json",
+    )
+    replay["Idempotent-Replayed"] = "true"
+    return None, replay
+
+
+def idempotency_complete(record: IdempotencyRecord, response) -> None:
+    """Keep the response for replay, or release the key when it must not be replayed."""
+    if response.status_code >= 500 or response.streaming:
+        record.delete()
+        return
+    if hasattr(response, "render") and not response.is_rendered:
+        response.render()
+    record.status = IdempotencyRecord.Status.COMPLETED
+    record.response_status = response.status_code
+    record.response_body = response.content
+    record.response_content_type = response.get("Content-Type", "application/json")
+    record.save(update_fields=["status", "response_status", "response_body", "response_content_type"])

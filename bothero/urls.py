@@ -1,0 +1,34 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from bothero import health
+
+urlpatterns = [
+    path("healthz", health.healthz),
+    path("readyz", health.readyz),
+    path("admin/", admin.site.urls),
+    path(
+        "v1/openapi.json",
+        SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[], throttle_classes=[]),
+        name="openapi-schema",
+    ),
+    path(
+        "docs",
+        SpectacularSwaggerView.as_view(
+            url_name="openapi-schema", authentication_classes=[], permission_classes=[], throttle_classes=[]
+        ),
+        name="docs",
+    ),
+    path("v1/", include("accounts.urls")),
+    path("v1/", include("bots.urls")),
+    path("v1/", include("conversations.urls")),
+    path("v1/", include("knowledge.urls")),
+    path("v1/", include("analytics.urls")),
+    path("v1/", include("webhooks.urls")),
+]
+
+handler400 = "bothero.api.errors.handler400"
+handler403 = "bothero.api.errors.handler403"
+handler404 = "bothero.api.errors.handler404"
+handler500 = "bothero.api.errors.handler500"

@@ -1,0 +1,44 @@
+from django.db import models
+
+from bothero.ids import PublicIdField
+
+DEFAULT_MODEL = "gpt-oss-120b"
+DEFAULT_FALLBACK = (
+    "Sorry, I don't have an answer to that yet. Could you rephrase, or leave your email so we can follow up?"
+)
+
+
+def default_retrieval():
+    return {"top_k": 5, "min_score": 0.0}
+
+
+def default_lead_capture():
+    return {"enabled": False, "fields": ["name", "email", "phone"]}
+
+
+class Bot(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        DISABLED = "disabled"
+
+    public_id = PublicIdField(prefix="bot")
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="bots")
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True, max_length=2000)
+    instructions = models.TextField(blank=True, max_length=20000)
+    model = models.CharField(max_length=100, default=DEFAULT_MODEL)
+    temperature = models.FloatField(default=0.2)
+    max_tokens = models.PositiveIntegerField(default=512)
+    welcome_message = models.TextField(blank=True, max_length=2000)
+    fallback_message = models.TextField(default=DEFAULT_FALLBACK, max_length=2000)
+    retrieval = models.JSONField(default=default_retrieval)
+    lead_capture = models.JSONField(default=default_lead_capture)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "-id"])]
+
+    def __str__(self):
+        return f"{self.name} ({self.public_id})"

@@ -1,0 +1,69 @@
+from rest_framework import serializers
+
+from bots.models import DEFAULT_MODEL, Bot
+
+LEAD_FIELDS = ("name", "email", "phone")
+
+
+class RetrievalSerializer(serializers.Serializer):
+    top_k = serializers.IntegerField(min_value=1, max_value=50, default=5)
+    min_score = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.0)
+
+
+class LeadCaptureSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField(default=False)
+    fields = serializers.ListField(
+        child=serializers.ChoiceField(choices=LEAD_FIELDS), default=list(LEAD_FIELDS), max_length=3
+    )
+
+
+class BotInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    instructions = serializers.CharField(
+        max_length=20000, required=False, allow_blank=True, help_text="The system prompt."
+    )
+    model = serializers.CharField(max_length=100, required=False, default=DEFAULT_MODEL)
+    temperature = serializers.FloatField(min_value=0.0, max_value=2.0, required=False)
+    max_tokens = serializers.IntegerField(min_value=1, max_value=32768, required=False)
+    welcome_message = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    fallback_message = serializers.CharField(max_length=2000, required=False)
+    retrieval = RetrievalSerializer(required=False)
+    lead_capture = LeadCaptureSerializer(required=False)
+    status = serializers.ChoiceField(choices=Bot.Status.choices, required=False)
+
+
+class BotSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="public_id")
+    object = serializers.SerializerMethodField()
+    retrieval = RetrievalSerializer()
+    lead_capture = LeadCaptureSerializer()
+
+    class Meta:
+        model = Bot
+        fields = [
+            "id",
+            "object",
+            "name",
+            "description",
+            "instructions",
+            "model",
+            "temperature",
+            "max_tokens",
+            "welcome_message",
+            "fallback_message",
+            "retrieval",
+            "lead_capture",
+            "status",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_object(self, obj) -> str:
+        return "bot"
+
+
+class BotDeletedSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField(default="bot")
+    deleted = serializers.BooleanField(default=True)

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from bots import views
+
+bots = views.BotViewSet.as_view({"get": "list", "post": "create"})
+bot_detail = views.BotViewSet.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"})
+
+urlpatterns = [
+    path("bots", bots),
+    path("bots/<str:id>", bot_detail),
+]

@@ -1,0 +1,61 @@
+"""Shared fixtures, in the spirit of healthchecks' Alice (owner), Bob (teammate) and Charlie (outsider).
+
+`alice` is a Legend tenant with an API key; `charlie` is another tenant. Every
+endpoint that takes an id has a test that Charlie gets a 404 for Alice's ids.
+"""
+
+from dataclasses import dataclass
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.services import api_key_create
+from bothero.testing.factories import BotFactory, MembershipFactory, TenantFactory
+
+
+@dataclass
+class Actor:
+    tenant: object
+    user: object
+    key: str
+    client: APIClient
+
+
+def make_actor(plan_slug: str = "legend") -> Actor:
+    from accounts.models import Plan
+
+    tenant = TenantFactory(plan=Plan.objects.get(slug=plan_slug))
+    membership = MembershipFactory(tenant=tenant)
+    key = api_key_create(tenant=tenant, name="test key", created_by=membership.user).key
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    return Actor(tenant=tenant, user=membership.user, key=key, client=client)
+
+
+@pytest.fixture
+def alice(db) -> Actor:
+    return make_actor()
+
+
+@pytest.fixture
+def charlie(db) -> Actor:
+    return make_actor()
+
+
+@pytest.fixture
+def alice_bot(alice):
+    return BotFactory(tenant=alice.tenant)
+
+
+@pytest.fixture
+def anonymous_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def celery_runs_eagerly():
+    """Tasks run in the test process unless a test starts a real worker (see `celery_worker_process`)."""
+    from bothero.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
