@@ -10,7 +10,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.services import api_key_create
-from bothero.testing.factories import BotFactory, MembershipFactory, TenantFactory
+from bothero.testing.factories import BotFactory, MembershipFactory, TenantFactory, plan
 
 
 @dataclass
@@ -22,9 +22,7 @@ class Actor:
 
 
 def make_actor(plan_slug: str = "legend") -> Actor:
-    from accounts.models import Plan
-
-    tenant = TenantFactory(plan=Plan.objects.get(slug=plan_slug))
+    tenant = TenantFactory(plan=plan(plan_slug))
     membership = MembershipFactory(tenant=tenant)
     key = api_key_create(tenant=tenant, name="test key", created_by=membership.user).key
     client = APIClient()

@@ -8,6 +8,7 @@ cache and an in-memory channel layer.
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -84,6 +85,8 @@ TEMPLATES = [
 DATABASE_URL = env.str("DATABASE_URL", default="")
 if DATABASE_URL:
     DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+    # A Unix-socket directory is given percent-encoded as the host (postgres://user@%2Fpath%2Fto%2Fdir/db).
+    DATABASES["default"]["HOST"] = unquote(DATABASES["default"]["HOST"])
 else:
     from bothero.embedded_postgres import embedded_database_settings
 

@@ -5,8 +5,18 @@ import factory
 from django.contrib.auth import get_user_model
 
 from accounts.models import Membership, Plan, Tenant
+from accounts.plans import plans_seed
 from bots.models import Bot
 from conversations.models import Conversation, Lead, Message
+
+
+def plan(slug: str) -> Plan:
+    """A seeded plan. Transactional tests flush the tables, seeded rows included, so re-seed on demand."""
+    found = Plan.objects.filter(slug=slug).first()
+    if found is None:
+        plans_seed(Plan)
+        found = Plan.objects.get(slug=slug)
+    return found
 
 
 class TenantFactory(factory.django.DjangoModelFactory):
@@ -14,7 +24,7 @@ class TenantFactory(factory.django.DjangoModelFactory):
         model = Tenant
 
     name = factory.Sequence(lambda n: f"Tenant {n}")
-    plan = factory.LazyFunction(lambda: Plan.objects.get(slug="legend"))
+    plan = factory.LazyFunction(lambda: plan("legend"))
 
 
 class UserFactory(factory.django.DjangoModelFactory):
