@@ -1,1 +1,18 @@
-urlpatterns: list = []
+from django.urls import path
+
+from knowledge import views
+
+documents = views.DocumentViewSet.as_view({"get": "list"})
+document_detail = views.DocumentViewSet.as_view({"get": "retrieve", "delete": "destroy"})
+document_reindex = views.DocumentViewSet.as_view({"post": "reindex"})
+document_delete = views.DocumentDeleteViewSet.as_view({"delete": "destroy"})
+
+urlpatterns = [
+    path("knowledge/upload", views.KnowledgeUploadView.as_view()),
+    path("knowledge/search", views.KnowledgeSearchView.as_view()),
+    path("knowledge/documents", documents),
+    path("knowledge/documents/<str:id>", document_detail),
+    path("knowledge/documents/<str:id>/reindex", document_reindex),
+    # The seed path for deleting a document.
+    path("knowledge/<str:id>", document_delete),
+]

@@ -1,0 +1,122 @@
+"""Documents a bot learns from, and the chunks retrieval searches.
+
+Invariant: a document's chunks exist only while it is `ready`. They are
+written in the same transaction that marks it ready, and deleted in the one
+that takes it out of `ready` (reindex, failure), so a search never sees half
+a document and never needs to join the document's status.
+"""
+
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.db import models
+from pgvector.django import HnswIndex, VectorField
+
+from bothero.ids import PublicIdField
+
+EMBEDDING_DIMENSION = 384
+# Text search configuration of the generated tsvector column (and of the queries against it).
+FULLTEXT_CONFIG = "english"
+
+
+def document_upload_path(document: "Document", filename: str) -> str:
+    return f"knowledge/{document.tenant.public_id}/{document.public_id}/{filename}"
+
+
+class Document(models.Model):
+    class SourceType(models.TextChoices):
+        FILE = "file"
+        URL = "url"
+        TEXT = "text"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        PROCESSING = "processing"
+        READY = "ready"
+        FAILED = "failed"
+
+    public_id = PublicIdField(prefix="doc")
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="documents")
+    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="documents")
+    title = models.CharField(max_length=255)
+    source_type = models.CharField(max_length=8, choices=SourceType.choices)
+    source_url = models.URLField(max_length=2048, blank=True)
+    filename = models.CharField(max_length=255, blank=True)
+    # Detected from the content (never the name or the declared type); empty until known.
+    content_type = models.CharField(max_length=100, blank=True)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    # Empty for a URL document until it has been downloaded.
+    content_sha256 = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    chunk_count = models.PositiveIntegerField(default=0)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    # The original bytes (file and URL sources) under MEDIA_ROOT, or the raw text (text source).
+    file = models.FileField(upload_to=document_upload_path, max_length=500, blank=True)
+    text = models.TextField(blank=True)
+    embedding_model = models.CharField(max_length=200, blank=True)
+    embedding_dimension = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Ingestion bookkeeping: which task run owns the work (the Celery task id, the same
+    # on a redelivery), since when, and how many runs have claimed it.
+    claim_token = models.CharField(max_length=64, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "-id"]),
+            models.Index(fields=["bot", "-id"]),
+            models.Index(fields=["status", "updated_at"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bot", "content_sha256"],
+                condition=~models.Q(content_sha256=""),
+                name="unique_document_content_per_bot",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.title} ({self.public_id})"
+
+
+class Chunk(models.Model):
+    public_id = PublicIdField(prefix="chk")
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    # Denormalised from the document so every search filters on one column.
+    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="+")
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
+    position = models.PositiveIntegerField()
+    text = models.TextField()
+    heading = models.TextField(null=True, blank=True)
+    page = models.PositiveIntegerField(null=True, blank=True)
+    token_count = models.PositiveIntegerField(default=0)
+    # Headings weigh more than body text in full-text ranking.
+    search_vector = models.GeneratedField(
+        expression=SearchVector("heading", weight="A", config=FULLTEXT_CONFIG)
+        + SearchVector("text", weight="B", config=FULLTEXT_CONFIG),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSION)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["bot"]),
+            GinIndex(fields=["search_vector"], name="chunk_search_vector_gin"),
+            HnswIndex(
+                fields=["embedding"],
+                name="chunk_embedding_hnsw",
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+        ]
+        constraints = [models.UniqueConstraint(fields=["document", "position"], name="unique_chunk_position")]
+
+    def __str__(self):
+        return f"{self.document_id}#{self.position}"

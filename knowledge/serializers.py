@@ -1,0 +1,166 @@
+import json
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from knowledge.models import Document
+
+MAX_METADATA_BYTES = 8 * 1024
+MAX_QUERY_CHARS = 2000
+
+
+def validate_metadata(value):
+    if not isinstance(value, dict):
+        raise serializers.ValidationError("metadata must be a JSON object.", code="invalid_metadata")
+    if len(json.dumps(value)) > MAX_METADATA_BYTES:
+        raise serializers.ValidationError(
+            f"metadata must be at most {MAX_METADATA_BYTES} bytes of JSON.", code="invalid_metadata"
+        )
+    return value
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True, "example": {"source": "handbook"}})
+class MetadataField(serializers.JSONField):
+    """A JSON object; in multipart form data, a string holding one."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except ValueError:
+                raise serializers.ValidationError("metadata must be a JSON object.", code="invalid_metadata") from None
+        return validate_metadata(super().to_internal_value(data))
+
+
+class FileUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(
+        help_text="PDF, DOCX, HTML, Markdown, CSV or plain text; the type is judged by content."
+    )
+    bot_id = serializers.CharField(max_length=64)
+    title = serializers.CharField(max_length=255, required=False, help_text="Defaults to the file name.")
+    metadata = MetadataField(required=False, help_text="A JSON object (in form data: a string holding one).")
+
+
+class UrlUploadSerializer(serializers.Serializer):
+    bot_id = serializers.CharField(max_length=64)
+    url = serializers.URLField(max_length=2048, help_text="An http(s) URL of a public web page or file.")
+    title = serializers.CharField(max_length=255, required=False, help_text="Defaults to the URL.")
+    metadata = MetadataField(required=False)
+
+
+class TextUploadSerializer(serializers.Serializer):
+    bot_id = serializers.CharField(max_length=64)
+    title = serializers.CharField(max_length=255)
+    text = serializers.CharField(trim_whitespace=False)
+    metadata = MetadataField(required=False)
+
+
+class DocumentErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class DocumentSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="public_id")
+    object = serializers.SerializerMethodField()
+    bot_id = serializers.CharField(source="bot.public_id")
+    source_url = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
+    content_type = serializers.SerializerMethodField()
+    content_sha256 = serializers.SerializerMethodField()
+    filename = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Document
+        fields = [
+            "id",
+            "object",
+            "bot_id",
+            "title",
+            "source_type",
+            "source_url",
+            "filename",
+            "content_type",
+            "size_bytes",
+            "content_sha256",
+            "status",
+            "progress",
+            "chunk_count",
+            "error",
+            "metadata",
+            "embedding_model",
+            "embedding_dimension",
+            "created_at",
+            "updated_at",
+            "ready_at",
+        ]
+
+    def get_object(self, obj) -> str:
+        return "document"
+
+    def get_source_url(self, obj) -> str | None:
+        return obj.source_url or None
+
+    def get_filename(self, obj) -> str | None:
+        return obj.filename or None
+
+    def get_content_type(self, obj) -> str | None:
+        return obj.content_type or None
+
+    def get_content_sha256(self, obj) -> str | None:
+        return obj.content_sha256 or None
+
+    @extend_schema_field(DocumentErrorSerializer(allow_null=True))
+    def get_error(self, obj):
+        if not obj.error_code:
+            return None
+        return {"code": obj.error_code, "message": obj.error_message}
+
+
+class DocumentUploadSerializer(DocumentSerializer):
+    duplicate = serializers.SerializerMethodField(
+        help_text="True when this content (or URL) was already in the bot: the existing document is returned (HTTP 200)."
+    )
+
+    class Meta(DocumentSerializer.Meta):
+        fields = [*DocumentSerializer.Meta.fields, "duplicate"]
+
+    def get_duplicate(self, obj) -> bool:
+        return bool(getattr(obj, "duplicate", False))
+
+
+class DocumentListQuerySerializer(serializers.Serializer):
+    bot_id = serializers.CharField(required=False, max_length=64)
+    status = serializers.ChoiceField(choices=Document.Status.choices, required=False)
+
+
+class SearchInputSerializer(serializers.Serializer):
+    bot_id = serializers.CharField(max_length=64)
+    query = serializers.CharField(max_length=MAX_QUERY_CHARS)
+    top_k = serializers.IntegerField(min_value=1, max_value=50, required=False, help_text="Defaults to the bot's.")
+    min_score = serializers.FloatField(
+        min_value=0.0, max_value=1.0, required=False, help_text="Defaults to the bot's retrieval.min_score."
+    )
+
+
+class PassageSerializer(serializers.Serializer):
+    object = serializers.SerializerMethodField()
+    chunk_id = serializers.CharField()
+    document_id = serializers.CharField()
+    title = serializers.CharField()
+    score = serializers.FloatField(help_text="Cosine similarity of the passage to the query, 0..1.")
+    snippet = serializers.CharField()
+    text = serializers.CharField()
+    position = serializers.IntegerField()
+    heading = serializers.CharField(allow_null=True)
+    page = serializers.IntegerField(allow_null=True)
+
+    def get_object(self, obj) -> str:
+        return "knowledge.passage"
+
+
+class SearchResultSerializer(serializers.Serializer):
+    object = serializers.CharField(default="knowledge.search_result")
+    bot_id = serializers.CharField()
+    query = serializers.CharField()
+    data = PassageSerializer(many=True, help_text="Passages ranked best first (reciprocal rank fusion).")

@@ -1,0 +1,619 @@
+"""Knowledge base writes: documents in, ingestion (parse → chunk → embed → index), reindex, delete.
+
+Ingestion runs in the Celery task `knowledge.ingest_document` and is safe to
+run any number of times. A run first *claims* the document with a
+conditional UPDATE (queued → processing, stamping its task id); slow work
+(download, parse, embed) happens with no transaction open; the chunks are then
+written in one transaction that also marks the document ready and re-checks
+the claim. So a killed worker leaves the document `processing` with no chunks
+(re-processable: the redelivered task has the same id and reclaims it, and a
+beat sweep requeues claims older than the task's time limit), and a second
+run replaces chunks instead of adding to them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+from datetime import timedelta
+
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import F, Q, Sum
+from django.utils import timezone
+from django.utils.text import get_valid_filename
+
+from bothero import netguard
+from bothero.errors import ApplicationError, PlanLimitError, ValidationError
+from bothero.ids import new_public_id
+from knowledge import parsing
+from knowledge.chunking import chunk_sections
+from knowledge.conf import configured_embedder
+from knowledge.embeddings import EmbeddingError
+from knowledge.models import Chunk, Document
+from knowledge.sandbox import parse_in_subprocess
+from webhooks.services import event_emit
+
+logger = logging.getLogger(__name__)
+
+# Formats parsed in a child process with time and memory limits; the others are
+# plain text that the in-process parsers handle in linear time.
+SANDBOXED_TYPES = {parsing.PDF_MIME, parsing.DOCX_MIME, parsing.HTML_MIME}
+
+PROGRESS_CLAIMED = 5
+PROGRESS_FETCHED = 10
+PROGRESS_PARSED = 25
+PROGRESS_EMBEDDING_START = 30
+PROGRESS_EMBEDDING_END = 95
+
+BYTES_PER_MB = 1024 * 1024
+
+
+class IngestionError(Exception):
+    """Ingestion stopped. `transient` errors are retried by the task; the others fail the document."""
+
+    def __init__(self, code: str, message: str, *, transient: bool = False):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.transient = transient
+
+
+class ClaimLost(Exception):
+    """Another run owns the document now (reindexed, requeued or deleted): stop without writing."""
+
+
+def document_event_data(document: Document) -> dict:
+    from knowledge.serializers import DocumentSerializer
+
+    return DocumentSerializer(document).data
+
+
+# --------------------------------------------------------------------------
+# Creating documents
+# --------------------------------------------------------------------------
+
+
+def document_create_from_file(
+    *, tenant, bot, data: bytes, filename: str, title: str | None = None, metadata: dict | None = None
+) -> Document:
+    """Store an uploaded file and queue its ingestion.
+
+    The type is judged from the bytes (415 `unsupported_file_type` otherwise).
+    The same bytes already uploaded to this bot give back that document with
+    `document.duplicate = True` instead of a new one.
+    """
+    filename = _safe_filename(filename)
+    if len(data) > settings.MAX_UPLOAD_BYTES:
+        raise ApplicationError(
+            f"The file is {len(data):,} bytes; the limit is {settings.MAX_UPLOAD_BYTES:,} bytes.",
+            code="file_too_large",
+            param="file",
+            status_code=413,
+        )
+    if not data.strip():
+        raise ValidationError("The file is empty.", code="empty_file", param="file")
+    content_type = parsing.detect_content_type(data)
+    if content_type is None:
+        raise ApplicationError(
+            f"“{filename}” is not a supported document: PDF, DOCX, HTML, Markdown, CSV or UTF-8 plain text "
+            "(judged by its content, not its name).",
+            code="unsupported_file_type",
+            param="file",
+            status_code=415,
+        )
+    sha256 = hashlib.sha256(data).hexdigest()
+    existing = _duplicate_of(bot=bot, sha256=sha256)
+    if existing is not None:
+        return existing
+    public_id = new_public_id("doc")
+    # Written before the row exists, so the task never sees a document without its file;
+    # removed again if the row is not created.
+    path = default_storage.save(f"knowledge/{tenant.public_id}/{public_id}/{filename}", ContentFile(data))
+    try:
+        document = _document_insert(
+            tenant=tenant,
+            bot=bot,
+            public_id=public_id,
+            title=(title or filename)[:255],
+            source_type=Document.SourceType.FILE,
+            filename=filename,
+            content_type=content_type,
+            size_bytes=len(data),
+            content_sha256=sha256,
+            metadata=metadata or {},
+            file=path,
+        )
+    except BaseException:
+        _delete_stored_file(path)
+        raise
+    if document.duplicate:
+        _delete_stored_file(path)
+    return document
+
+
+def document_create_from_text(*, tenant, bot, title: str, text: str, metadata: dict | None = None) -> Document:
+    """Create a document from raw text and queue its ingestion (after commit; eager when Celery is).
+
+    Same duplicate rule as files: the same text in the same bot gives back
+    the existing document (`document.duplicate = True`). In tests that use the
+    `db` fixture, wrap the call in `django_capture_on_commit_callbacks(execute=True)`
+    so the queued ingestion runs.
+    """
+    data = text.encode("utf-8")
+    if not text.strip():
+        raise ValidationError("The text is empty.", code="empty_text", param="text")
+    if len(data) > settings.MAX_UPLOAD_BYTES:
+        raise ApplicationError(
+            f"The text is {len(data):,} bytes; the limit is {settings.MAX_UPLOAD_BYTES:,} bytes.",
+            code="file_too_large",
+            param="text",
+            status_code=413,
+        )
+    sha256 = hashlib.sha256(data).hexdigest()
+    existing = _duplicate_of(bot=bot, sha256=sha256)
+    if existing is not None:
+        return existing
+    return _document_insert(
+        tenant=tenant,
+        bot=bot,
+        title=title[:255],
+        source_type=Document.SourceType.TEXT,
+        content_type=parsing.detect_content_type(data) or parsing.TEXT_MIME,
+        size_bytes=len(data),
+        content_sha256=sha256,
+        metadata=metadata or {},
+        text=text,
+    )
+
+
+def document_create_from_url(
+    *, tenant, bot, url: str, title: str | None = None, metadata: dict | None = None
+) -> Document:
+    """Queue the download and ingestion of a web page or file.
+
+    The URL is checked now (http(s), public addresses unless ALLOW_PRIVATE_URLS)
+    and again on every hop of the download. The same URL already added to
+    this bot gives back that document (`document.duplicate = True`); the
+    content hash is known, and checked against the bot's other documents, only
+    after the download.
+    """
+    try:
+        netguard.check_url(url, allow_private=settings.ALLOW_PRIVATE_URLS)
+    except netguard.UnsafeURLError as exc:
+        raise ValidationError(exc.message, code=exc.code, param="url") from None
+    existing = Document.objects.filter(bot=bot, source_url=url).select_related("bot").first()
+    if existing is not None:
+        existing.duplicate = True
+        return existing
+    return _document_insert(
+        tenant=tenant,
+        bot=bot,
+        title=(title or url)[:255],
+        source_type=Document.SourceType.URL,
+        source_url=url,
+        metadata=metadata or {},
+    )
+
+
+def _safe_filename(filename: str) -> str:
+    name = os.path.basename((filename or "").replace("\\", "/")).strip()
+    with contextlib.suppress(Exception):
+        name = get_valid_filename(name)
+    stem, ext = os.path.splitext(name)
+    return (stem[:100] + ext[:20]) or "upload"
+
+
+def _duplicate_of(*, bot, sha256: str) -> Document | None:
+    existing = Document.objects.filter(bot=bot, content_sha256=sha256).select_related("bot").first()
+    if existing is not None:
+        existing.duplicate = True
+    return existing
+
+
+@transaction.atomic
+def _document_insert(*, tenant, bot, **fields) -> Document:
+    # Lock the tenant row: two concurrent uploads cannot both pass the plan limits,
+    # and the second of two identical uploads sees the first one's row.
+    type(tenant).objects.select_for_update().filter(pk=tenant.pk).first()
+    sha256 = fields.get("content_sha256")
+    if sha256:
+        existing = _duplicate_of(bot=bot, sha256=sha256)
+        if existing is not None:
+            return existing
+    _check_plan_limits(tenant=tenant, new_bytes=fields.get("size_bytes", 0))
+    document = Document(tenant=tenant, bot=bot, **fields)
+    document.save()
+    document.duplicate = False
+    _queue_ingestion(document)
+    return document
+
+
+def _check_plan_limits(*, tenant, new_bytes: int) -> None:
+    plan = tenant.plan
+    if plan.max_documents is not None and Document.objects.filter(tenant=tenant).count() >= plan.max_documents:
+        raise PlanLimitError(
+            f"Your {plan.name} plan allows {plan.max_documents} documents. Delete some or upgrade your plan.",
+            code="plan_limit_reached",
+        )
+    if plan.max_storage_mb is not None:
+        used = Document.objects.filter(tenant=tenant).aggregate(total=Sum("size_bytes"))["total"] or 0
+        if used + new_bytes > plan.max_storage_mb * BYTES_PER_MB:
+            raise PlanLimitError(
+                f"Your {plan.name} plan allows {plan.max_storage_mb} MB of documents; "
+                f"{used / BYTES_PER_MB:.1f} MB are used and this one needs {new_bytes / BYTES_PER_MB:.1f} MB.",
+                code="plan_limit_reached",
+            )
+
+
+def _queue_ingestion(document: Document) -> None:
+    from knowledge.tasks import ingest_document_later
+
+    document_id = document.pk
+    transaction.on_commit(lambda: ingest_document_later(document_id))
+
+
+# --------------------------------------------------------------------------
+# Reindex, delete, sweep
+# --------------------------------------------------------------------------
+
+
+@transaction.atomic
+def document_reindex(*, document: Document) -> Document:
+    """Queue the document for ingestion again (re-download, re-parse, re-embed).
+
+    Its chunks go now, with its `ready` status; a run still working on it
+    loses its claim and discards its results. URL documents are downloaded again.
+    """
+    document = Document.objects.select_for_update().select_related("bot", "tenant").get(pk=document.pk)
+    Chunk.objects.filter(document=document).delete()
+    _reset_for_queue(document)
+    document.save()
+    _queue_ingestion(document)
+    return document
+
+
+def _reset_for_queue(document: Document) -> None:
+    document.status = Document.Status.QUEUED
+    document.progress = 0
+    document.chunk_count = 0
+    document.error_code = ""
+    document.error_message = ""
+    document.claim_token = ""
+    document.claimed_at = None
+    document.ready_at = None
+
+
+@transaction.atomic
+def document_delete(*, document: Document) -> None:
+    """Delete the document, its chunks and (after commit) its stored file."""
+    path = document.file.name
+    document.delete()
+    if path:
+        transaction.on_commit(lambda: _delete_stored_file(path))
+
+
+def _delete_stored_file(path: str) -> None:
+    default_storage.delete(path)
+    # Each document's file lives in its own directory; remove it when empty.
+    with contextlib.suppress(NotImplementedError, OSError):
+        os.rmdir(os.path.dirname(default_storage.path(path)))
+
+
+def documents_requeue_stale(*, now=None) -> int:
+    """Requeue work that nobody is doing; returns how many documents were requeued.
+
+    A `processing` claim older than the task's hard time limit belongs to a
+    dead run (a live one would have been stopped by then). A `queued`
+    document untouched for `KNOWLEDGE_QUEUED_STALE_SECONDS` lost its message.
+    """
+    now = now or timezone.now()
+    stale_claim = now - timedelta(seconds=stale_claim_seconds())
+    stale_queue = now - timedelta(seconds=settings.KNOWLEDGE_QUEUED_STALE_SECONDS)
+    candidates = Document.objects.filter(
+        Q(status=Document.Status.PROCESSING, claimed_at__lt=stale_claim)
+        | Q(status=Document.Status.QUEUED, updated_at__lt=stale_queue)
+    ).values_list("pk", flat=True)
+    requeued = 0
+    for pk in candidates:
+        with transaction.atomic():
+            document = Document.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
+            if document is None or document.status not in (Document.Status.QUEUED, Document.Status.PROCESSING):
+                continue
+            Chunk.objects.filter(document=document).delete()
+            _reset_for_queue(document)
+            document.save()
+            _queue_ingestion(document)
+            requeued += 1
+    if requeued:
+        logger.warning("Requeued %d stale knowledge documents", requeued)
+    return requeued
+
+
+def stale_claim_seconds() -> int:
+    return settings.KNOWLEDGE_INGEST_TIME_LIMIT_SECONDS + 60
+
+
+# --------------------------------------------------------------------------
+# Ingestion
+# --------------------------------------------------------------------------
+
+
+def document_ingest(*, document_id: int, claim_token: str) -> Document | None:
+    """Parse, chunk, embed and index one document; the body of the ingestion task.
+
+    Returns the document when this run finished it (ready or failed), None
+    when there was nothing to do (another run owns it, it is already done,
+    or it was deleted). Raises `IngestionError(transient=True)` for errors
+    worth retrying, after leaving the document claimed by this run.
+    """
+    document = _document_claim(document_id=document_id, claim_token=claim_token)
+    if document is None:
+        return None
+    try:
+        return _ingest_claimed(document, claim_token)
+    except ClaimLost:
+        return None
+    except IngestionError as exc:
+        if exc.transient:
+            raise
+        return document_fail(document_id=document_id, claim_token=claim_token, code=exc.code, message=exc.message)
+    except parsing.ParseError as exc:
+        return document_fail(document_id=document_id, claim_token=claim_token, code=exc.code, message=exc.message)
+
+
+def _document_claim(*, document_id: int, claim_token: str) -> Document | None:
+    now = timezone.now()
+    claimable = (
+        Q(status=Document.Status.QUEUED)
+        # A redelivery of the same task (its worker died mid-run) takes its own claim back.
+        | Q(status=Document.Status.PROCESSING, claim_token=claim_token)
+        | Q(status=Document.Status.PROCESSING, claimed_at__lt=now - timedelta(seconds=stale_claim_seconds()))
+    )
+    claimed = Document.objects.filter(claimable, pk=document_id).update(
+        status=Document.Status.PROCESSING,
+        claim_token=claim_token,
+        claimed_at=now,
+        attempts=F("attempts") + 1,
+        progress=PROGRESS_CLAIMED,
+        error_code="",
+        error_message="",
+        updated_at=now,
+    )
+    if not claimed:
+        return None
+    return Document.objects.select_related("tenant__plan", "bot").get(pk=document_id)
+
+
+def _set_progress(document: Document, claim_token: str, progress: int, **fields) -> None:
+    updated = Document.objects.filter(
+        pk=document.pk, status=Document.Status.PROCESSING, claim_token=claim_token
+    ).update(progress=progress, updated_at=timezone.now(), **fields)
+    if not updated:
+        raise ClaimLost
+    document.progress = progress
+    for name, value in fields.items():
+        setattr(document, name, value)
+
+
+def _ingest_claimed(document: Document, claim_token: str) -> Document | None:
+    data = _document_bytes(document, claim_token)
+    content_type = parsing.detect_content_type(data) if data.strip() else None
+    if not data.strip():
+        raise IngestionError(parsing.EMPTY_DOCUMENT, "The document is empty.")
+    if content_type is None:
+        raise IngestionError(
+            parsing.UNSUPPORTED_FILE_TYPE,
+            "The content is not a supported document: PDF, DOCX, HTML, Markdown, CSV or UTF-8 plain text.",
+        )
+    parsed = _parse(data, content_type=content_type, filename=document.filename)
+    _set_progress(document, claim_token, PROGRESS_PARSED, content_type=parsed.content_type)
+
+    embedder = configured_embedder()
+    chunks = chunk_sections(
+        parsed.sections,
+        tokenizer=embedder.tokenizer,
+        max_tokens=settings.KNOWLEDGE_CHUNK_TOKENS,
+        overlap_tokens=settings.KNOWLEDGE_CHUNK_OVERLAP_TOKENS,
+    )
+    if not chunks:
+        raise IngestionError(parsing.EMPTY_DOCUMENT, "The document contains no extractable text.")
+    vectors = _embed_chunks(document, claim_token, chunks, embedder)
+    return _document_finish(
+        document_id=document.pk,
+        claim_token=claim_token,
+        chunks=chunks,
+        vectors=vectors,
+        embedding_model=embedder.model_name,
+        embedding_dimension=embedder.dimension,
+    )
+
+
+def _document_bytes(document: Document, claim_token: str) -> bytes:
+    if document.source_type == Document.SourceType.TEXT:
+        return document.text.encode("utf-8")
+    if document.source_type == Document.SourceType.URL:
+        return _download(document, claim_token)
+    try:
+        with default_storage.open(document.file.name, "rb") as stored:
+            return stored.read()
+    except FileNotFoundError:
+        raise IngestionError("file_missing", "The stored file of this document is missing; upload it again.") from None
+
+
+def _download(document: Document, claim_token: str) -> bytes:
+    try:
+        fetched = netguard.fetch_url(
+            document.source_url,
+            allow_private=settings.ALLOW_PRIVATE_URLS,
+            max_bytes=settings.KNOWLEDGE_URL_MAX_BYTES,
+            timeout=settings.KNOWLEDGE_URL_TIMEOUT_SECONDS,
+            headers={"User-Agent": "BotHero-Ingest/1.0"},
+        )
+    except netguard.UnsafeURLError as exc:
+        raise IngestionError(exc.code, exc.message) from None
+    except netguard.FetchError as exc:
+        # Network errors, timeouts, 429 and 5xx may pass; 4xx and oversized bodies will not.
+        transient = exc.code == netguard.FETCH_FAILED and (
+            exc.status_code is None or exc.status_code == 429 or exc.status_code >= 500
+        )
+        raise IngestionError(exc.code, exc.message, transient=transient) from None
+    data = fetched.content
+    sha256 = hashlib.sha256(data).hexdigest()
+    filename = _safe_filename(os.path.basename(fetched.url.split("?", 1)[0].rstrip("/")) or "page")
+    old_path = document.file.name
+    path = default_storage.save(
+        f"knowledge/{document.tenant.public_id}/{document.public_id}/{filename}", ContentFile(data)
+    )
+    try:
+        _record_download(document, claim_token, path=path, filename=filename, data=data, sha256=sha256)
+    except BaseException:
+        _delete_stored_file(path)
+        raise
+    if old_path and old_path != path:
+        _delete_stored_file(old_path)
+    return data
+
+
+@transaction.atomic
+def _record_download(document: Document, claim_token: str, *, path: str, filename: str, data: bytes, sha256: str):
+    # Under the tenant lock, like uploads: the storage limit and the duplicate rule hold.
+    tenant = type(document.tenant).objects.select_for_update().select_related("plan").get(pk=document.tenant_id)
+    plan = tenant.plan
+    if plan.max_storage_mb is not None:
+        used = Document.objects.filter(tenant=tenant).exclude(pk=document.pk).aggregate(total=Sum("size_bytes"))
+        if (used["total"] or 0) + len(data) > plan.max_storage_mb * BYTES_PER_MB:
+            raise IngestionError(
+                "plan_limit_reached",
+                f"The download is {len(data) / BYTES_PER_MB:.1f} MB, more than the storage left on your "
+                f"{plan.name} plan ({plan.max_storage_mb} MB).",
+            )
+    other = Document.objects.filter(bot=document.bot_id, content_sha256=sha256).exclude(pk=document.pk).first()
+    if other is not None:
+        raise IngestionError(
+            "duplicate_document", f"This bot already has a document with the same content: {other.public_id}."
+        )
+    _set_progress(
+        document,
+        claim_token,
+        PROGRESS_FETCHED,
+        file=path,
+        filename=filename,
+        size_bytes=len(data),
+        content_sha256=sha256,
+    )
+
+
+def _parse(data: bytes, *, content_type: str, filename: str) -> parsing.ParsedDocument:
+    if content_type in SANDBOXED_TYPES:
+        return parse_in_subprocess(
+            data,
+            filename=filename or None,
+            timeout_seconds=settings.KNOWLEDGE_PARSE_TIMEOUT_SECONDS,
+            memory_limit_mb=settings.KNOWLEDGE_PARSE_MEMORY_MB,
+        )
+    return parsing.parse_document(data, filename=filename or None)
+
+
+def embedding_input(chunk) -> str:
+    """What gets embedded for a chunk: its section heading gives the passage its context."""
+    return f"{chunk.heading}\n{chunk.text}" if chunk.heading else chunk.text
+
+
+def _embed_chunks(document: Document, claim_token: str, chunks, embedder) -> np.ndarray:
+    batch_size = settings.KNOWLEDGE_EMBED_BATCH_SIZE
+    texts = [embedding_input(chunk) for chunk in chunks]
+    vectors = np.empty((len(texts), embedder.dimension), dtype=np.float32)
+    # Bounded batches: progress is visible, memory is flat, and a lost claim stops the work early.
+    step = batch_size * 4
+    for first in range(0, len(texts), step):
+        try:
+            vectors[first : first + step] = embedder.embed(texts[first : first + step], batch_size=batch_size)
+        except EmbeddingError as exc:
+            raise IngestionError("embedding_failed", str(exc), transient=True) from None
+        done = min(first + step, len(texts))
+        span = PROGRESS_EMBEDDING_END - PROGRESS_EMBEDDING_START
+        _set_progress(document, claim_token, PROGRESS_EMBEDDING_START + span * done // len(texts))
+    return vectors
+
+
+@transaction.atomic
+def _document_finish(
+    *, document_id: int, claim_token: str, chunks, vectors: np.ndarray, embedding_model: str, embedding_dimension: int
+) -> Document:
+    document = (
+        Document.objects.select_for_update()
+        .filter(pk=document_id, status=Document.Status.PROCESSING, claim_token=claim_token)
+        .first()
+    )
+    if document is None:
+        raise ClaimLost
+    # Normally there are none (chunks only exist for ready documents); deleting makes a rerun
+    # replace rather than add, whatever happened before.
+    Chunk.objects.filter(document=document).delete()
+    Chunk.objects.bulk_create(
+        [
+            Chunk(
+                tenant_id=document.tenant_id,
+                bot_id=document.bot_id,
+                document=document,
+                position=chunk.position,
+                text=chunk.text,
+                heading=chunk.heading,
+                page=chunk.page,
+                token_count=chunk.token_count,
+                embedding=vector,
+            )
+            for chunk, vector in zip(chunks, vectors, strict=True)
+        ],
+        batch_size=500,
+    )
+    now = timezone.now()
+    document.status = Document.Status.READY
+    document.progress = 100
+    document.chunk_count = len(chunks)
+    document.embedding_model = embedding_model
+    document.embedding_dimension = embedding_dimension
+    document.error_code = ""
+    document.error_message = ""
+    document.claim_token = ""
+    document.ready_at = now
+    document.save()
+    event_emit(tenant=document.tenant, type="document.ready", data=document_event_data(document))
+    return document
+
+
+@transaction.atomic
+def document_fail(*, document_id: int, claim_token: str, code: str, message: str) -> Document | None:
+    """Mark the document failed if this run still owns it; emits `document.failed`."""
+    document = (
+        Document.objects.select_for_update()
+        .select_related("tenant", "bot")
+        .filter(pk=document_id, status=Document.Status.PROCESSING, claim_token=claim_token)
+        .first()
+    )
+    if document is None:
+        return None
+    Chunk.objects.filter(document=document).delete()
+    document.status = Document.Status.FAILED
+    document.chunk_count = 0
+    document.error_code = code[:64]
+    document.error_message = message[:2000]
+    document.claim_token = ""
+    document.save()
+    event_emit(tenant=document.tenant, type="document.failed", data=document_event_data(document))
+    return document
+
+
+def document_release(*, document_id: int, claim_token: str) -> bool:
+    """Give a claimed document back to the queue before a retry; False if this run no longer owns it."""
+    return bool(
+        Document.objects.filter(pk=document_id, status=Document.Status.PROCESSING, claim_token=claim_token).update(
+            status=Document.Status.QUEUED, progress=0, claim_token="", claimed_at=None, updated_at=timezone.now()
+        )
+    )

@@ -1,0 +1,214 @@
+from django.conf import settings
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import mixins, serializers, status
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.response import Response
+
+from bothero.api.views import TenantAPIView, TenantViewSet
+from bothero.errors import ApplicationError, ValidationError
+from bots.selectors import bot_get
+from knowledge import selectors, services
+from knowledge.models import Document
+from knowledge.serializers import (
+    DocumentListQuerySerializer,
+    DocumentSerializer,
+    DocumentUploadSerializer,
+    FileUploadSerializer,
+    SearchInputSerializer,
+    SearchResultSerializer,
+    TextUploadSerializer,
+    UrlUploadSerializer,
+)
+
+# The error envelope; the schema hook (bothero.api.schema) replaces this component with the canonical one.
+ErrorSerializer = inline_serializer(name="Error", fields={"error": serializers.DictField()})
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(response=ErrorSerializer, description=description)
+
+
+class KnowledgeUploadView(TenantAPIView):
+    parser_classes = [MultiPartParser, JSONParser]
+
+    @extend_schema(
+        operation_id="knowledge_upload",
+        summary="Add a document to a bot's knowledge",
+        description=(
+            "Send a file as multipart form data (`file`, `bot_id`, optional `title` and `metadata`), or JSON "
+            '`{"bot_id", "url"}` to fetch a web page or file, or JSON `{"bot_id", "title", "text"}`. '
+            "Answers 202 with the document, `status: queued`; poll `GET /v1/knowledge/documents/{id}` or listen "
+            "for the `document.ready` / `document.failed` webhooks. The same content (or the same URL) already "
+            "added to the bot is not added twice: the answer is then 200 with the existing document and "
+            "`duplicate: true`."
+        ),
+        request={
+            "multipart/form-data": FileUploadSerializer,
+            "application/json": PolymorphicProxySerializer(
+                component_name="KnowledgeUploadJson",
+                serializers=[UrlUploadSerializer, TextUploadSerializer],
+                resource_type_field_name=None,
+            ),
+        },
+        responses={
+            202: DocumentUploadSerializer,
+            200: OpenApiResponse(DocumentUploadSerializer, description="Duplicate: the bot's existing document."),
+            413: _error("The file is larger than the upload limit (`file_too_large` / `request_too_large`)."),
+            415: _error("Not a supported document type, judged by content (`unsupported_file_type`)."),
+        },
+    )
+    def post(self, request):
+        if request.content_type.startswith("multipart/"):
+            document = self._create_from_file(request)
+        elif "url" in request.data:
+            data = UrlUploadSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            bot = bot_get(tenant=self.tenant, public_id=data.validated_data["bot_id"])
+            document = services.document_create_from_url(
+                tenant=self.tenant,
+                bot=bot,
+                url=data.validated_data["url"],
+                title=data.validated_data.get("title"),
+                metadata=data.validated_data.get("metadata"),
+            )
+        elif "text" in request.data:
+            data = TextUploadSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            bot = bot_get(tenant=self.tenant, public_id=data.validated_data["bot_id"])
+            document = services.document_create_from_text(
+                tenant=self.tenant,
+                bot=bot,
+                title=data.validated_data["title"],
+                text=data.validated_data["text"],
+                metadata=data.validated_data.get("metadata"),
+            )
+        else:
+            raise ValidationError(
+                "Send a file (multipart form data), or JSON with a url or a text.", code="missing_param", param="file"
+            )
+        return Response(
+            DocumentUploadSerializer(document).data,
+            status=status.HTTP_200_OK if document.duplicate else status.HTTP_202_ACCEPTED,
+        )
+
+    def _create_from_file(self, request):
+        data = FileUploadSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        upload = data.validated_data["file"]
+        if upload.size > settings.MAX_UPLOAD_BYTES:
+            raise ApplicationError(
+                f"The file is {upload.size:,} bytes; the limit is {settings.MAX_UPLOAD_BYTES:,} bytes.",
+                code="file_too_large",
+                param="file",
+                status_code=413,
+            )
+        bot = bot_get(tenant=self.tenant, public_id=data.validated_data["bot_id"])
+        return services.document_create_from_file(
+            tenant=self.tenant,
+            bot=bot,
+            data=upload.read(),
+            filename=upload.name,
+            title=data.validated_data.get("title"),
+            metadata=data.validated_data.get("metadata"),
+        )
+
+
+class DocumentViewSet(mixins.ListModelMixin, TenantViewSet):
+    serializer_class = DocumentSerializer
+    queryset = Document.objects.none()
+    not_found_code = "document_not_found"
+    not_found_message = "No such document."
+
+    def safely_get_queryset(self, tenant):
+        if self.action != "list":
+            return selectors.document_list(tenant=tenant)
+        query = DocumentListQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        bot_id = query.validated_data.get("bot_id")
+        bot = bot_get(tenant=tenant, public_id=bot_id) if bot_id else None
+        return selectors.document_list(tenant=tenant, bot=bot, status=query.validated_data.get("status"))
+
+    @extend_schema(
+        operation_id="knowledge_documents_list",
+        summary="List documents",
+        parameters=[
+            OpenApiParameter("bot_id", str, description="Only this bot's documents."),
+            OpenApiParameter("status", str, enum=Document.Status.values, description="Only documents in this status."),
+        ],
+    )
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(operation_id="knowledge_documents_retrieve", summary="Get a document and its ingestion status")
+    def retrieve(self, request, id):
+        return Response(DocumentSerializer(self.get_object()).data)
+
+    @extend_schema(
+        operation_id="knowledge_documents_delete",
+        summary="Delete a document",
+        description="Deletes the document, its chunks and its stored file.",
+        responses={204: None},
+    )
+    def destroy(self, request, id):
+        services.document_delete(document=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        operation_id="knowledge_documents_reindex",
+        summary="Reindex a document",
+        description=(
+            "Queues the document for ingestion again (URL documents are downloaded again), for example after "
+            "the embedding model changed. Its passages leave search until it is `ready` again."
+        ),
+        request=None,
+        responses={202: DocumentSerializer},
+    )
+    def reindex(self, request, id):
+        document = services.document_reindex(document=self.get_object())
+        return Response(DocumentSerializer(document).data, status=status.HTTP_202_ACCEPTED)
+
+
+class KnowledgeSearchView(TenantAPIView):
+    @extend_schema(
+        operation_id="knowledge_search",
+        summary="Search a bot's knowledge (hit testing)",
+        description=(
+            "The retrieval the chat engine uses: full-text and vector search over the bot's ready documents, "
+            "fused by reciprocal rank fusion. `score` is the cosine similarity (0..1); passages under the "
+            "bot's `retrieval.min_score` (or the request's `min_score`) are left out."
+        ),
+        request=SearchInputSerializer,
+        responses={200: SearchResultSerializer},
+    )
+    def post(self, request):
+        data = SearchInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        bot = bot_get(tenant=self.tenant, public_id=data.validated_data["bot_id"])
+        passages = selectors.search(
+            tenant=self.tenant,
+            bot=bot,
+            query=data.validated_data["query"],
+            top_k=data.validated_data.get("top_k"),
+            min_score=data.validated_data.get("min_score"),
+        )
+        body = {"object": "knowledge.search_result", "bot_id": bot.public_id, "query": data.validated_data["query"]}
+        return Response(SearchResultSerializer({**body, "data": passages}).data)
+
+
+class DocumentDeleteViewSet(DocumentViewSet):
+    """`DELETE /v1/knowledge/:id`, the seed's path for deleting a document."""
+
+    @extend_schema(
+        operation_id="knowledge_delete",
+        summary="Delete a document",
+        description="Deletes the document, its chunks and its stored file. Same as `DELETE /v1/knowledge/documents/{id}`.",
+        responses={204: None},
+    )
+    def destroy(self, request, id):
+        return super().destroy(request, id)
