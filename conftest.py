@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from accounts.services import api_key_create
 from bothero.testing.factories import BotFactory, MembershipFactory, TenantFactory, plan
+from bothero.testing.helpers import unique_client_address
 
 
 @dataclass
@@ -21,8 +22,9 @@ class Actor:
     client: APIClient
 
 
-def make_actor(plan_slug: str = "legend") -> Actor:
-    tenant = TenantFactory(plan=plan(plan_slug))
+def make_actor(plan_slug: str = "legend", *, plan_obj=None) -> Actor:
+    """A tenant (on `plan_obj`, or the seeded plan `plan_slug`) with an owner, an API key and a client using it."""
+    tenant = TenantFactory(plan=plan_obj or plan(plan_slug))
     membership = MembershipFactory(tenant=tenant)
     key = api_key_create(tenant=tenant, name="test key", created_by=membership.user).key
     client = APIClient()
@@ -47,7 +49,8 @@ def alice_bot(alice):
 
 @pytest.fixture
 def anonymous_client() -> APIClient:
-    return APIClient()
+    """No credentials, and a client address of its own (failed sign-ins are counted per address)."""
+    return APIClient(REMOTE_ADDR=unique_client_address())
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,10 +1,14 @@
+from django.utils import timezone
 from rest_framework import serializers
 
 from accounts.models import ApiKey
+from bothero.api.serializers import StrictSerializer
+
+GRANT_TYPES = ("api_key", "password")
 
 
-class TokenRequestSerializer(serializers.Serializer):
-    grant_type = serializers.ChoiceField(choices=["api_key", "password"])
+class TokenExchangeSerializer(StrictSerializer):
+    grant_type = serializers.ChoiceField(choices=GRANT_TYPES)
     api_key = serializers.CharField(required=False, max_length=200)
     email = serializers.EmailField(required=False)
     password = serializers.CharField(required=False, max_length=200, style={"input_type": "password"})
@@ -19,25 +23,32 @@ class TokenRequestSerializer(serializers.Serializer):
         return attrs
 
 
-class RefreshRequestSerializer(serializers.Serializer):
+class RefreshSerializer(StrictSerializer):
     refresh_token = serializers.CharField(max_length=200)
 
 
-class RevokeRequestSerializer(serializers.Serializer):
+class RevokeSerializer(StrictSerializer):
     token = serializers.CharField(required=False, max_length=200)
 
 
 class TokenResponseSerializer(serializers.Serializer):
     access_token = serializers.CharField()
-    token_type = serializers.CharField(default="bearer")
+    token_type = serializers.ChoiceField(choices=["bearer"])
     expires_in = serializers.IntegerField(help_text="Seconds until the access token expires.")
     refresh_token = serializers.CharField()
 
 
-class ApiKeyCreateSerializer(serializers.Serializer):
+class ApiKeyCreateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=100)
-    require_signature = serializers.BooleanField(default=False)
+    require_signature = serializers.BooleanField(
+        default=False, help_text="Requests with this key must be signed; the signing secret is shown once."
+    )
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
+    def validate_expires_at(self, value):
+        if value is not None and value <= timezone.now():
+            raise serializers.ValidationError("Must be in the future.", code="invalid_expires_at")
+        return value
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
@@ -69,10 +80,21 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
 
 class ApiKeyCreatedSerializer(ApiKeySerializer):
-    key = serializers.CharField(help_text="The API key. Shown only in this response: store it now.")
+    """A new key (`services.CreatedApiKey`): the key, and its signing secret, appear in this response only."""
+
+    key = serializers.CharField(read_only=True, help_text="The API key. Shown only in this response: store it now.")
     signing_secret = serializers.CharField(
-        allow_null=True, help_text="With require_signature: the signing secret, shown only in this response."
+        read_only=True,
+        allow_null=True,
+        help_text="With require_signature: the signing secret (`bhsig_...`), shown only in this response.",
     )
 
     class Meta(ApiKeySerializer.Meta):
         fields = [*ApiKeySerializer.Meta.fields, "key", "signing_secret"]
+
+    def to_representation(self, created):
+        return {
+            **super().to_representation(created.api_key),
+            "key": created.key,
+            "signing_secret": created.signing_secret,
+        }

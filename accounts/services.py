@@ -7,17 +7,17 @@ from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.keys import display_prefix, generate_api_key, generate_signing_salt, hash_api_key
 from accounts.models import AccessToken, ApiKey, Membership, Plan, RefreshToken, Tenant, TokenFamily, UsageCounter
 from bothero import ratelimit
-from bothero.api.authentication import authenticate_api_key
-from bothero.errors import AuthenticationError, NotFoundError, RateLimitError
+from bothero.api.authentication import authenticate_access_token, authenticate_api_key
+from bothero.errors import AuthenticationError, NotFoundError, PermissionDeniedError, RateLimitError
 
 REFRESH_TOKEN_PREFIX = "bhrt_"
+REFRESH_TOKEN_MAX_LENGTH = 200
 
 
 # --- tenants ---------------------------------------------------------------------
@@ -44,13 +44,29 @@ def tenant_create(
     return tenant
 
 
+def tenant_check_api_access(*, tenant: Tenant) -> None:
+    """The plan gate: raise 403 unless `tenant` is active and its plan includes the API."""
+    if tenant.status != Tenant.Status.ACTIVE:
+        raise PermissionDeniedError("This account is suspended. Contact support.", code="tenant_suspended")
+    if not tenant.plan.api_access:
+        raise PermissionDeniedError(
+            f"The {tenant.plan.name} plan does not include API access. Upgrade to Legend or above.",
+            code="plan_upgrade_required",
+        )
+
+
 def tenant_change_plan(*, tenant: Tenant, plan: Plan) -> Tenant:
+    """Move `tenant` to `plan`; limits and the plan gate apply from the next request."""
     tenant.plan = plan
     tenant.save(update_fields=["plan", "updated_at"])
     return tenant
 
 
+@transaction.atomic
 def tenant_set_status(*, tenant: Tenant, status: str) -> Tenant:
+    """Suspend or reactivate `tenant`. Suspending also ends its outstanding token sessions."""
+    if status not in Tenant.Status.values:
+        raise ValueError(f"Unknown tenant status {status!r}.")
     tenant.status = status
     tenant.save(update_fields=["status", "updated_at"])
     if status == Tenant.Status.SUSPENDED:
@@ -115,6 +131,7 @@ def _hash_refresh_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+@transaction.atomic
 def _issue_tokens(family: TokenFamily) -> IssuedTokens:
     access_row, access_token = AccessToken.objects.create(
         user=family.user, tenant=family.tenant, family=family, expiry=settings.ACCESS_TOKEN_TTL
@@ -133,25 +150,42 @@ def _issue_tokens(family: TokenFamily) -> IssuedTokens:
     )
 
 
+def _failure_key(client_address: str) -> str:
+    return f"auth-failures:{client_address}"
+
+
 def _check_failure_budget(client_address: str) -> None:
-    used = ratelimit.peek(f"auth-failures:{client_address}", limit=settings.AUTH_FAILURES_PER_MINUTE)
-    if used >= settings.AUTH_FAILURES_PER_MINUTE:
+    """Refuse any exchange, even a correct one, from an address that failed too often this minute."""
+    budget = ratelimit.peek(_failure_key(client_address), limit=settings.AUTH_FAILURES_PER_MINUTE)
+    if not budget.allowed:
         raise RateLimitError(
-            "Too many failed sign-in attempts from this address. Wait a minute.",
+            "Too many failed sign-in attempts from this address. Retry after the time in Retry-After.",
             code="too_many_failed_attempts",
-            headers={"Retry-After": "60"},
+            headers={"Retry-After": str(budget.reset_seconds)},
         )
 
 
 def _record_failure(client_address: str) -> None:
-    ratelimit.hit(f"auth-failures:{client_address}", limit=settings.AUTH_FAILURES_PER_MINUTE)
+    ratelimit.hit(_failure_key(client_address), limit=settings.AUTH_FAILURES_PER_MINUTE)
 
 
 def _user_tenant(user) -> Tenant:
-    membership = Membership.objects.select_related("tenant").filter(user=user).order_by("id").first()
+    membership = Membership.objects.select_related("tenant__plan").filter(user=user).order_by("id").first()
     if membership is None:
-        raise AuthenticationError("This user belongs to no tenant.", code="invalid_credentials")
+        raise AuthenticationError("The email or password is wrong.", code="invalid_credentials")
     return membership.tenant
+
+
+def _authenticate_password(email: str, password: str):
+    User = get_user_model()
+    user = User.objects.filter(username__iexact=email, is_active=True).first()
+    if user is None:
+        # Hash anyway, so the answer takes as long whether or not the email exists.
+        User().set_password(password)
+        raise AuthenticationError("The email or password is wrong.", code="invalid_credentials")
+    if not user.check_password(password):
+        raise AuthenticationError("The email or password is wrong.", code="invalid_credentials")
+    return user
 
 
 def token_exchange(
@@ -165,23 +199,26 @@ def token_exchange(
     """Exchange an API key or an email and password for an access and a refresh token.
 
     Failed exchanges are counted per client address and limited more strictly
-    than ordinary traffic (AUTH_FAILURES_PER_MINUTE).
+    than ordinary traffic (AUTH_FAILURES_PER_MINUTE). The plan gate applies
+    here too: a tenant without API access gets no tokens.
     """
     _check_failure_budget(client_address)
     try:
         if grant_type == "api_key":
             key = authenticate_api_key(api_key or "")
-            family = TokenFamily.objects.create(tenant=key.tenant, api_key=key, user=key.created_by)
+            tenant, user = key.tenant, key.created_by
+        elif grant_type == "password":
+            user = _authenticate_password(email or "", password or "")
+            tenant, key = _user_tenant(user), None
         else:
-            User = get_user_model()
-            user = User.objects.filter(username__iexact=email or "", is_active=True).first()
-            if user is None or not user.check_password(password or ""):
-                raise AuthenticationError("The email or password is wrong.", code="invalid_credentials")
-            family = TokenFamily.objects.create(tenant=_user_tenant(user), user=user)
+            raise AuthenticationError(f"Unsupported grant_type {grant_type!r}.", code="unsupported_grant_type")
     except AuthenticationError:
         _record_failure(client_address)
         raise
-    return _issue_tokens(family)
+    tenant_check_api_access(tenant=tenant)
+    with transaction.atomic():
+        family = TokenFamily.objects.create(tenant=tenant, api_key=key, user=user)
+        return _issue_tokens(family)
 
 
 class RefreshTokenError(AuthenticationError):
@@ -192,11 +229,13 @@ def token_refresh(*, refresh_token: str, client_address: str) -> IssuedTokens:
     """Rotate a refresh token. Presenting one that was already used revokes its whole family."""
     _check_failure_budget(client_address)
     now = timezone.now()
-    row = (
-        RefreshToken.objects.select_related("family__tenant", "family__api_key")
-        .filter(token_hash=_hash_refresh_token(refresh_token))
-        .first()
-    )
+    row = None
+    if refresh_token.startswith(REFRESH_TOKEN_PREFIX) and len(refresh_token) <= REFRESH_TOKEN_MAX_LENGTH:
+        row = (
+            RefreshToken.objects.select_related("family__tenant__plan", "family__api_key")
+            .filter(token_hash=_hash_refresh_token(refresh_token))
+            .first()
+        )
     failure = None
     if row is None or row.expires_at <= now:
         failure = "The refresh token is not valid or has expired."
@@ -213,23 +252,21 @@ def token_refresh(*, refresh_token: str, client_address: str) -> IssuedTokens:
     if failure:
         _record_failure(client_address)
         raise RefreshTokenError(failure)
+    tenant_check_api_access(tenant=row.family.tenant)
     return _issue_tokens(row.family)
 
 
 def token_revoke(*, tenant: Tenant, token: str) -> None:
-    """Revoke an access or a refresh token of `tenant` (and, for a refresh token, its family)."""
+    """Revoke an access or a refresh token of `tenant` (and, for a refresh token, its family).
+
+    Another tenant's token, or one that does not exist, is `token_not_found`.
+    """
     if token.startswith(REFRESH_TOKEN_PREFIX):
-        row = (
-            RefreshToken.objects.select_related("family")
-            .filter(token_hash=_hash_refresh_token(token), family__tenant=tenant)
-            .first()
-        )
+        row = RefreshToken.objects.filter(token_hash=_hash_refresh_token(token), family__tenant=tenant).first()
         if row is None:
             raise NotFoundError("No such token.", code="token_not_found", param="token")
-        TokenFamily.objects.filter(pk=row.family_id).update(revoked_at=timezone.now())
+        TokenFamily.objects.filter(pk=row.family_id, revoked_at__isnull=True).update(revoked_at=timezone.now())
         return
-    from bothero.api.authentication import authenticate_access_token
-
     try:
         access = authenticate_access_token(token)
     except AuthenticationError:
@@ -240,6 +277,7 @@ def token_revoke(*, tenant: Tenant, token: str) -> None:
 
 
 def access_token_revoke(*, access_token: AccessToken) -> None:
+    """End one access token now (its refresh token, if unused, can still mint a new one)."""
     access_token.delete()
 
 
@@ -254,12 +292,18 @@ def current_period_start(now: datetime | None = None):
 def usage_increment(
     *, tenant: Tenant, messages: int = 0, prompt_tokens: int = 0, completion_tokens: int = 0, api_requests: int = 0
 ) -> None:
-    """Add to this month's counters atomically (a row per tenant and month)."""
-    period = current_period_start()
-    counter, _ = UsageCounter.objects.get_or_create(tenant=tenant, period_start=period)
-    UsageCounter.objects.filter(pk=counter.pk).update(
-        messages=F("messages") + messages,
-        prompt_tokens=F("prompt_tokens") + prompt_tokens,
-        completion_tokens=F("completion_tokens") + completion_tokens,
-        api_requests=F("api_requests") + api_requests,
-    )
+    """Add to this month's counters in one atomic statement (a row per tenant and month)."""
+    table = UsageCounter._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {table} (tenant_id, period_start, messages, api_requests, prompt_tokens, completion_tokens)
+            VALUES (%s, %s, %s, %s, %s, %s)
+            ON CONFLICT (tenant_id, period_start) DO UPDATE SET
+                messages = {table}.messages + EXCLUDED.messages,
+                api_requests = {table}.api_requests + EXCLUDED.api_requests,
+                prompt_tokens = {table}.prompt_tokens + EXCLUDED.prompt_tokens,
+                completion_tokens = {table}.completion_tokens + EXCLUDED.completion_tokens
+            """,
+            [tenant.pk, current_period_start(), messages, api_requests, prompt_tokens, completion_tokens],
+        )

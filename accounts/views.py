@@ -8,9 +8,9 @@ from accounts.serializers import (
     ApiKeyCreatedSerializer,
     ApiKeyCreateSerializer,
     ApiKeySerializer,
-    RefreshRequestSerializer,
-    RevokeRequestSerializer,
-    TokenRequestSerializer,
+    RefreshSerializer,
+    RevokeSerializer,
+    TokenExchangeSerializer,
     TokenResponseSerializer,
 )
 from bothero.api.views import TenantAPIView, TenantViewSet
@@ -31,38 +31,42 @@ def _token_body(issued: services.IssuedTokens) -> dict:
 
 
 class TokenView(APIView):
+    """Exchange credentials for a short-lived access token and a refresh token."""
+
     authentication_classes: list = []
     permission_classes: list = []
     throttle_classes: list = []
 
     @extend_schema(
         operation_id="auth_token",
-        request=TokenRequestSerializer,
+        request=TokenExchangeSerializer,
         responses={200: TokenResponseSerializer},
         auth=[],
         summary="Exchange an API key or email and password for an access token",
     )
     def post(self, request):
-        data = TokenRequestSerializer(data=request.data)
+        data = TokenExchangeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         issued = services.token_exchange(client_address=_client_address(request), **data.validated_data)
         return Response(_token_body(issued))
 
 
 class RefreshView(APIView):
+    """Rotate a refresh token: both tokens are replaced; reusing an old one revokes the family."""
+
     authentication_classes: list = []
     permission_classes: list = []
     throttle_classes: list = []
 
     @extend_schema(
         operation_id="auth_refresh",
-        request=RefreshRequestSerializer,
+        request=RefreshSerializer,
         responses={200: TokenResponseSerializer},
         auth=[],
         summary="Rotate a refresh token for a new access and refresh token",
     )
     def post(self, request):
-        data = RefreshRequestSerializer(data=request.data)
+        data = RefreshSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         issued = services.token_refresh(
             refresh_token=data.validated_data["refresh_token"], client_address=_client_address(request)
@@ -71,14 +75,21 @@ class RefreshView(APIView):
 
 
 class RevokeView(TenantAPIView):
+    """Revoke an access token (the one presented, or one in the body) or a refresh token's family."""
+
+    delete_takes_body = True
+
     @extend_schema(
         operation_id="auth_revoke",
-        request=RevokeRequestSerializer,
-        responses={204: OpenApiResponse(description="Revoked.")},
+        request=RevokeSerializer,
+        responses={
+            204: OpenApiResponse(description="Revoked."),
+            404: OpenApiResponse(description="No such token in this tenant (`token_not_found`)."),
+        },
         summary="Revoke the presented access token, or the access or refresh token in the body",
     )
     def delete(self, request):
-        data = RevokeRequestSerializer(data=request.data)
+        data = RevokeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         token = data.validated_data.get("token")
         if token:
@@ -96,6 +107,10 @@ class RevokeView(TenantAPIView):
 
 
 class ApiKeyViewSet(mixins.ListModelMixin, TenantViewSet):
+    """The tenant's API keys. A key is shown once, when it is created; only its hash is stored."""
+
+    # The create response holds the plaintext key: an Idempotency-Key must not keep a copy of it.
+    idempotency_keeps_success_body = False
     serializer_class = ApiKeySerializer
     not_found_code = "api_key_not_found"
     not_found_message = "No such API key."
@@ -117,9 +132,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, TenantViewSet):
         data = ApiKeyCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         created = services.api_key_create(tenant=self.tenant, created_by=request.user.user, **data.validated_data)
-        body = ApiKeyCreatedSerializer(created.api_key).data
-        body.update(key=created.key, signing_secret=created.signing_secret)
-        return Response(body, status=status.HTTP_201_CREATED)
+        return Response(ApiKeyCreatedSerializer(created).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(operation_id="api_keys_retrieve", summary="Get an API key")
     def retrieve(self, request, id):

@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels' router."""
+"""ASGI entry point: HTTP through Django (static files first), websockets through Channels' router."""
 
 import os
 
@@ -10,10 +10,11 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up first)
 
 from bothero.routing import websocket_urlpatterns  # noqa: E402
+from bothero.staticfiles import StaticFiles  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": StaticFiles(django_asgi_app),
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

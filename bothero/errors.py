@@ -51,6 +51,10 @@ class UnprocessableError(ApplicationError):
     default_code = "unprocessable"
 
 
+# Sent with every 401 (RFC 6750): the API takes Bearer credentials.
+WWW_AUTHENTICATE = 'Bearer realm="api"'
+
+
 class AuthenticationError(ApplicationError):
     status_code = 401
     error_type = "authentication_error"

@@ -4,7 +4,8 @@ A repeat with the same key and the same request replays the first response; a
 different request under the same key → 422 `idempotency_key_reused`; a repeat
 while the first is still running → 409 `idempotency_request_in_progress`.
 Keys are scoped to the tenant. Server errors (5xx) and streamed responses are
-not kept, so the client may retry them.
+not kept, so the client may retry them. A claim left `in_progress` by a process
+that died is given up after IDEMPOTENCY_LOCK_TIMEOUT, so the key is not stuck.
 """
 
 import hashlib
@@ -34,8 +35,14 @@ def idempotency_begin(*, tenant, key: str, request) -> tuple[IdempotencyRecord |
             f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters.", code="invalid_idempotency_key"
         )
     fingerprint = request_fingerprint(request)
-    expired_before = timezone.now() - settings.IDEMPOTENCY_TTL
-    IdempotencyRecord.objects.filter(tenant=tenant, key=key, created_at__lt=expired_before).delete()
+    now = timezone.now()
+    IdempotencyRecord.objects.filter(tenant=tenant, key=key, created_at__lt=now - settings.IDEMPOTENCY_TTL).delete()
+    IdempotencyRecord.objects.filter(
+        tenant=tenant,
+        key=key,
+        status=IdempotencyRecord.Status.IN_PROGRESS,
+        created_at__lt=now - settings.IDEMPOTENCY_LOCK_TIMEOUT,
+    ).delete()
     try:
         with transaction.atomic():
             record = IdempotencyRecord.objects.create(tenant=tenant, key=key, request_fingerprint=fingerprint)
@@ -56,6 +63,13 @@ def idempotency_begin(*, tenant, key: str, request) -> tuple[IdempotencyRecord |
             "A request with this Idempotency-Key is still in progress. Retry later.",
             code="idempotency_request_in_progress",
         )
+    if existing.response_withheld:
+        raise ConflictError(
+            f"A request with this Idempotency-Key already succeeded ({existing.response_status}). Its response "
+            "held a secret that is shown only once, so it is not replayed: list the resources to find what it "
+            "created.",
+            code="idempotency_response_withheld",
+        )
     replay = HttpResponse(
         bytes(existing.response_body or b""),
         status=existing.response_status,
@@ -65,15 +79,23 @@ def idempotency_begin(*, tenant, key: str, request) -> tuple[IdempotencyRecord |
     return None, replay
 
 
-def idempotency_complete(record: IdempotencyRecord, response) -> None:
-    """Keep the response for replay, or release the key when it must not be replayed."""
+def idempotency_complete(record: IdempotencyRecord, response, *, keep_success_body: bool = True) -> None:
+    """Keep the response for replay, or release the key when it must not be replayed.
+
+    `keep_success_body=False` is for responses that carry a secret shown once:
+    the key is used up, but the body is not written to the database.
+    """
     if response.status_code >= 500 or response.streaming:
         record.delete()
         return
     if hasattr(response, "render") and not response.is_rendered:
         response.render()
+    withheld = not keep_success_body and 200 <= response.status_code < 300
     record.status = IdempotencyRecord.Status.COMPLETED
     record.response_status = response.status_code
-    record.response_body = response.content
+    record.response_body = None if withheld else response.content
     record.response_content_type = response.get("Content-Type", "application/json")
-    record.save(update_fields=["status", "response_status", "response_body", "response_content_type"])
+    record.response_withheld = withheld
+    record.save(
+        update_fields=["status", "response_status", "response_body", "response_content_type", "response_withheld"]
+    )

@@ -17,6 +17,8 @@ class IdempotencyRecord(models.Model):
     response_status = models.PositiveSmallIntegerField(null=True)
     response_body = models.BinaryField(null=True)
     response_content_type = models.CharField(max_length=100, blank=True)
+    # The response held a secret shown only once (a new API key), so its body was not kept.
+    response_withheld = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,4 +1,9 @@
-"""Fixed-window counters shared by every web process (Redis), or per process without Redis."""
+"""Fixed-window counters shared by every web process (Redis), or per process without Redis.
+
+A window is a calendar minute (by default); the counter for `key` in that
+window is one Redis key, incremented and given an expiry in one MULTI/EXEC, so
+every process sees the same count and no increment is lost.
+"""
 
 import threading
 import time
@@ -25,33 +30,46 @@ class RateLimitResult:
         }
 
 
-def hit(key: str, *, limit: int, window_seconds: int = 60) -> RateLimitResult:
-    """Count one hit against `key` and say whether it is within `limit` for the current window."""
+def _window(key: str, window_seconds: int) -> tuple[str, int]:
     now = time.time()
     window_start = int(now // window_seconds) * window_seconds
     reset = max(1, int(window_start + window_seconds - now + 0.999))
-    counter_key = f"ratelimit:{key}:{window_start}"
+    return f"ratelimit:{key}:{window_start}", reset
+
+
+def _result(count: int, limit: int, reset: int) -> RateLimitResult:
+    return RateLimitResult(allowed=count <= limit, limit=limit, remaining=max(0, limit - count), reset_seconds=reset)
+
+
+def hit(key: str, *, limit: int, window_seconds: int = 60) -> RateLimitResult:
+    """Count one hit against `key` and say whether it is within `limit` for the current window."""
+    counter_key, reset = _window(key, window_seconds)
     client = get_redis()
     if client is not None:
-        pipe = client.pipeline()
+        pipe = client.pipeline()  # MULTI/EXEC: the increment and its expiry are one step
         pipe.incr(counter_key)
         pipe.expire(counter_key, window_seconds + 5)
         count = pipe.execute()[0]
     else:
+        now = time.time()
         with _local_lock:
             count = _local_counts.get(counter_key, (0, 0.0))[0] + 1
             _local_counts[counter_key] = (count, now)
             for stale in [k for k, (_, t) in _local_counts.items() if now - t > 2 * window_seconds]:
                 del _local_counts[stale]
-    return RateLimitResult(allowed=count <= limit, limit=limit, remaining=max(0, limit - count), reset_seconds=reset)
+    return _result(count, limit, reset)
 
 
-def peek(key: str, *, limit: int, window_seconds: int = 60) -> int:
-    """How many hits `key` has in the current window, without counting one."""
-    window_start = int(time.time() // window_seconds) * window_seconds
-    counter_key = f"ratelimit:{key}:{window_start}"
+def peek(key: str, *, limit: int, window_seconds: int = 60) -> RateLimitResult:
+    """Where `key` stands in the current window, without counting a hit.
+
+    `allowed` says whether one more hit would still be within `limit`.
+    """
+    counter_key, reset = _window(key, window_seconds)
     client = get_redis()
     if client is not None:
-        return int(client.get(counter_key) or 0)
-    with _local_lock:
-        return _local_counts.get(counter_key, (0, 0.0))[0]
+        count = int(client.get(counter_key) or 0)
+    else:
+        with _local_lock:
+            count = _local_counts.get(counter_key, (0, 0.0))[0]
+    return _result(count + 1, limit, reset)

@@ -168,11 +168,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_THROTTLE_CLASSES": ["bothero.api.throttling.TenantRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON only; an upload view names MultiPartParser itself. Anything else → 415.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "bothero.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "bothero.api.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "bothero.api.pagination.CursorPagination",
     "UNAUTHENTICATED_USER": None,
@@ -190,11 +188,6 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {},
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-    },
-    "SECURITY": [{"bearer": []}],
-    "AUTHENTICATION_WHITELIST": [],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "bothero.api.schema.add_common_responses",
@@ -266,5 +259,17 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
     {
         "DocumentStatusEnum": "knowledge.models.Document.Status",
         "DocumentSourceTypeEnum": "knowledge.models.Document.SourceType",
+    }
+)
+
+# --- foundation ---
+# An Idempotency-Key still "in progress" after this long belongs to a request that died.
+IDEMPOTENCY_LOCK_TIMEOUT = timedelta(seconds=env.int("IDEMPOTENCY_LOCK_TIMEOUT", default=600))
+# Name the foundation's enums in the OpenAPI document (other apps have a `status` too).
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "BotStatusEnum": "bots.models.Bot.Status",
+        "LeadCaptureFieldEnum": "bots.serializers.LEAD_FIELDS",
+        "GrantTypeEnum": "accounts.serializers.GRANT_TYPES",
     }
 )

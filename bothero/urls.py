@@ -1,8 +1,9 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from bothero import health
+from bothero.api.errors import route_not_found
 
 urlpatterns = [
     path("healthz", health.healthz),
@@ -26,6 +27,8 @@ urlpatterns = [
     path("v1/", include("knowledge.urls")),
     path("v1/", include("analytics.urls")),
     path("v1/", include("webhooks.urls")),
+    # Last: any other path is a 404 in the error envelope, with DEBUG on or off.
+    re_path(r"^", route_not_found),
 ]
 
 handler400 = "bothero.api.errors.handler400"

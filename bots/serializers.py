@@ -1,23 +1,24 @@
 from rest_framework import serializers
 
+from bothero.api.serializers import StrictSerializer
 from bots.models import DEFAULT_MODEL, Bot
 
 LEAD_FIELDS = ("name", "email", "phone")
 
 
-class RetrievalSerializer(serializers.Serializer):
+class RetrievalSerializer(StrictSerializer):
     top_k = serializers.IntegerField(min_value=1, max_value=50, default=5)
     min_score = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.0)
 
 
-class LeadCaptureSerializer(serializers.Serializer):
+class LeadCaptureSerializer(StrictSerializer):
     enabled = serializers.BooleanField(default=False)
     fields = serializers.ListField(
         child=serializers.ChoiceField(choices=LEAD_FIELDS), default=list(LEAD_FIELDS), max_length=3
     )
 
 
-class BotInputSerializer(serializers.Serializer):
+class BotInputSerializer(StrictSerializer):
     name = serializers.CharField(max_length=100)
     description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
     instructions = serializers.CharField(

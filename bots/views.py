@@ -9,6 +9,8 @@ from bots.serializers import BotDeletedSerializer, BotInputSerializer, BotSerial
 
 
 class BotViewSet(mixins.ListModelMixin, TenantViewSet):
+    """Bots: their instructions, model settings, retrieval and lead capture. Newest first."""
+
     serializer_class = BotSerializer
     queryset = Bot.objects.none()
     not_found_code = "bot_not_found"

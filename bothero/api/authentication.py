@@ -1,18 +1,25 @@
-"""Bearer authentication: an API key (`bh_live_...`) or a knox access token (`bhat_...`)."""
+"""Bearer authentication: an API key (`bh_live_...`) or an access token (`bhat_...`).
+
+Access tokens are django-rest-knox tokens (`accounts.AccessToken`, stored as a
+SHA-512 digest). They are looked up here rather than through knox's
+`TokenAuthentication`, which assumes every token has a user and prunes a
+user's other tokens on each call; ours belong to a tenant (a user is optional)
+and die with their token family.
+"""
 
 from datetime import timedelta
 
 from django.utils import timezone
-from knox.auth import TokenAuthentication
-from rest_framework import exceptions as drf_exceptions
+from knox.crypto import hash_token
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
 from accounts.keys import API_KEY_PREFIX, hash_api_key, is_well_formed_api_key
 from accounts.models import AccessToken, ApiKey
 from bothero.api.principal import Principal
-from bothero.errors import AuthenticationError
+from bothero.errors import WWW_AUTHENTICATE, AuthenticationError
 
 ACCESS_TOKEN_PREFIX = "bhat_"
+ACCESS_TOKEN_MAX_LENGTH = 200
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
@@ -49,21 +56,27 @@ def authenticate_api_key(raw_key: str) -> ApiKey:
     return api_key
 
 
-class _KnoxAccessTokens(TokenAuthentication):
-    def validate_user(self, auth_token):
-        return auth_token.user, auth_token
-
-
 def authenticate_access_token(raw_token: str) -> AccessToken:
-    try:
-        _, token = _KnoxAccessTokens().authenticate_credentials(raw_token.encode())
-    except drf_exceptions.AuthenticationFailed:
+    """Find the live access token for `raw_token`, or raise AuthenticationError."""
+    invalid = AuthenticationError(
+        "The access token is not valid, has expired or was revoked.", code="invalid_access_token"
+    )
+    if not raw_token.startswith(ACCESS_TOKEN_PREFIX) or len(raw_token) > ACCESS_TOKEN_MAX_LENGTH:
+        raise invalid
+    # The digest is the primary key: one indexed lookup, no comparison loop.
+    token = (
+        AccessToken.objects.select_related("tenant__plan", "family__api_key", "user")
+        .filter(digest=hash_token(raw_token))
+        .first()
+    )
+    if token is None or token.family.revoked_at is not None:
+        raise invalid
+    if token.expiry is not None and token.expiry <= timezone.now():
         raise AuthenticationError(
-            "The access token is not valid, has expired or was revoked.", code="invalid_access_token"
-        ) from None
-    token = AccessToken.objects.select_related("tenant__plan", "family").get(pk=token.pk)
-    if token.family.revoked_at is not None:
-        raise AuthenticationError("The access token was revoked.", code="invalid_access_token")
+            "The access token has expired. Get a new one from /v1/auth/refresh.", code="access_token_expired"
+        )
+    if token.user is not None and not token.user.is_active:
+        raise invalid
     return token
 
 
@@ -86,4 +99,4 @@ class BearerAuthentication(BaseAuthentication):
         return principal, principal.access_token or principal.api_key
 
     def authenticate_header(self, request):
-        return 'Bearer realm="api"'
+        return WWW_AUTHENTICATE

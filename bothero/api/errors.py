@@ -8,13 +8,13 @@ through `exception_handler`; Django's 404/500 pages through `handler404` and
 
 import logging
 
+from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.views import set_rollback
 
-from bothero.errors import ApplicationError
+from bothero.errors import WWW_AUTHENTICATE, ApplicationError
 from bothero.request_context import current_request_id
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def error_response(status: int, *, code: str, message: str, param=None, error_ty
     for name, value in (headers or {}).items():
         response[name] = value
     if status == 401:
-        response["WWW-Authenticate"] = 'Bearer realm="api"'
+        response["WWW-Authenticate"] = WWW_AUTHENTICATE
     return response
 
 
@@ -65,20 +65,24 @@ def _first_validation_error(detail, path=()):
     return path, detail
 
 
+def _validation_code(drf_code: str | None) -> str:
+    """DRF's field error codes as ours: `required` → `missing_param`, `max_length` → `invalid_max_length`."""
+    if drf_code in (None, "invalid"):
+        return "invalid_request"
+    if drf_code == "required":
+        return "missing_param"
+    if drf_code == "unknown_parameter":
+        return drf_code
+    return drf_code if drf_code.startswith("invalid_") else f"invalid_{drf_code}"
+
+
 def _translate(exc):
     """Return (status, code, message, param, headers) for any exception."""
     if isinstance(exc, ApplicationError):
         return exc.status_code, exc.code, exc.message, exc.param, exc.headers, exc.error_type
     if isinstance(exc, drf_exceptions.ValidationError):
         path, message = _first_validation_error(exc.detail)
-        code = getattr(message, "code", None)
-        code = (
-            "invalid_request"
-            if code in (None, "invalid")
-            else f"invalid_{code}"
-            if code != "required"
-            else "missing_param"
-        )
+        code = _validation_code(getattr(message, "code", None))
         param = ".".join(path) or None
         text = f"{param}: {message}" if param else str(message)
         return 400, code, text, param, {}, None
@@ -106,6 +110,8 @@ def _translate(exc):
         return 400, "invalid_json", f"The request body could not be parsed: {exc.detail}", None, {}, None
     if isinstance(exc, RequestDataTooBig):
         return 413, "request_too_large", "The request body is too large.", None, {}, None
+    if isinstance(exc, (BadRequest, SuspiciousOperation)):
+        return 400, "bad_request", "The request could not be understood.", None, {}, None
     if isinstance(exc, drf_exceptions.APIException):
         return exc.status_code, str(exc.get_codes()), str(exc.detail), None, {}, None
     logger.exception("Unhandled error", exc_info=exc)
@@ -120,6 +126,11 @@ def exception_handler(exc, context):
 
 def handler404(request, exception=None):
     return error_response(404, code="not_found", message=f"No route for {request.method} {request.path}.")
+
+
+def route_not_found(request, *args, **kwargs):
+    """The last URL pattern: unknown paths answer the envelope even with DEBUG on (no HTML debug page)."""
+    return handler404(request)
 
 
 def handler500(request):

@@ -2,9 +2,9 @@
 
 from rest_framework.permissions import BasePermission
 
+from accounts.services import tenant_check_api_access
 from bothero.api.principal import Principal
 from bothero.api.signing import verify_request_signature
-from bothero.errors import PermissionDeniedError
 
 
 class IsTenantMember(BasePermission):
@@ -18,15 +18,8 @@ class HasApiAccess(BasePermission):
     """The plan gate, then the request signature when the key requires one."""
 
     def has_permission(self, request, view):
-        tenant = request.user.tenant
-        if tenant.status != "active":
-            raise PermissionDeniedError("This account is suspended. Contact support.", code="tenant_suspended")
-        if not tenant.plan.api_access:
-            raise PermissionDeniedError(
-                f"The {tenant.plan.name} plan does not include API access. Upgrade to Legend or above.",
-                code="plan_upgrade_required",
-            )
-        api_key = request.user.api_key
-        if api_key is not None and api_key.require_signature:
-            verify_request_signature(request._request, secret=api_key.signing_secret, key_id=api_key.public_id)
+        tenant_check_api_access(tenant=request.user.tenant)
+        signing_key = request.user.signing_key
+        if signing_key is not None:
+            verify_request_signature(request._request, secret=signing_key.signing_secret, key_id=signing_key.public_id)
         return True

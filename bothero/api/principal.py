@@ -17,3 +17,15 @@ class Principal:
     @property
     def pk(self):
         return None
+
+    @property
+    def signing_key(self):
+        """The API key whose signing secret this request must be signed with, if any.
+
+        Tokens exchanged for a key that requires signatures require them too:
+        otherwise exchanging a leaked key at /v1/auth/token would bypass signing.
+        """
+        key = self.api_key
+        if key is None and self.access_token is not None:
+            key = self.access_token.family.api_key
+        return key if key is not None and key.require_signature else None

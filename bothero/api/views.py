@@ -18,9 +18,14 @@ class _ReplayResponse(Exception):
 
 
 class IdempotentPostMixin:
-    """Honour `Idempotency-Key` on every POST after auth, plan gate and rate limit ran."""
+    """Honour `Idempotency-Key` on every POST after auth, plan gate and rate limit ran.
+
+    A view whose successful POST answers a secret shown once sets
+    `idempotency_keeps_success_body = False`: its response is then not stored.
+    """
 
     _idempotency_record = None
+    idempotency_keeps_success_body = True
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -39,7 +44,9 @@ class IdempotentPostMixin:
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
         if self._idempotency_record is not None:
-            idempotency_complete(self._idempotency_record, response)
+            idempotency_complete(
+                self._idempotency_record, response, keep_success_body=self.idempotency_keeps_success_body
+            )
             self._idempotency_record = None
         return response
 

@@ -1,8 +1,11 @@
 """factory_boy factories. One tenant flows through every SubFactory chain:
 a bot's conversations and messages belong to the bot's tenant unless a test says otherwise."""
 
+from functools import lru_cache
+
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 
 from accounts.models import Membership, Plan, Tenant
 from accounts.plans import plans_seed
@@ -19,6 +22,29 @@ def plan(slug: str) -> Plan:
     return found
 
 
+TEST_PASSWORD = "correct horse battery staple"
+
+
+@lru_cache(maxsize=1)
+def test_password_hash() -> str:
+    """The real hasher's hash of TEST_PASSWORD, computed once: hashing per user would slow every test."""
+    return make_password(TEST_PASSWORD)
+
+
+class PlanFactory(factory.django.DjangoModelFactory):
+    """A custom plan with API access (small limits are set per test)."""
+
+    class Meta:
+        model = Plan
+
+    slug = factory.Sequence(lambda n: f"custom-{n}")
+    name = factory.Sequence(lambda n: f"Custom {n}")
+    monthly_price_cents = 9900
+    api_access = True
+    requests_per_minute = 600
+    sort_order = 100
+
+
 class TenantFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Tenant
@@ -28,13 +54,14 @@ class TenantFactory(factory.django.DjangoModelFactory):
 
 
 class UserFactory(factory.django.DjangoModelFactory):
+    """A user whose password is TEST_PASSWORD."""
+
     class Meta:
         model = get_user_model()
-        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}@example.com")
     email = factory.SelfAttribute("username")
-    password = factory.PostGenerationMethodCall("set_password", "correct horse battery staple")
+    password = factory.LazyFunction(test_password_hash)
 
 
 class MembershipFactory(factory.django.DjangoModelFactory):
