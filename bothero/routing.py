@@ -1,3 +1,9 @@
-"""Websocket routes. Apps add theirs here (the realtime chat lives in conversations)."""
+"""Websocket routes: the realtime chat lives in conversations."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from conversations.consumers import RealtimeConsumer
+
+websocket_urlpatterns: list = [
+    path("v1/realtime", RealtimeConsumer.as_asgi()),
+]

@@ -273,3 +273,15 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
         "GrantTypeEnum": "accounts.serializers.GRANT_TYPES",
     }
 )
+
+# --- chat ---
+# The chat engine (conversations/): message size, history budget, streaming heartbeats, the extractive cut.
+CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=4000)
+CHAT_HISTORY_TOKEN_BUDGET = env.int("CHAT_HISTORY_TOKEN_BUDGET", default=1500)
+CHAT_HISTORY_MAX_MESSAGES = env.int("CHAT_HISTORY_MAX_MESSAGES", default=50)
+CHAT_HEARTBEAT_SECONDS = env.float("CHAT_HEARTBEAT_SECONDS", default=15.0)
+CHAT_EXTRACTIVE_MIN_SCORE = env.float("CHAT_EXTRACTIVE_MIN_SCORE", default=0.3)
+if CHAT_MAX_MESSAGE_CHARS < 1 or CHAT_HISTORY_TOKEN_BUDGET < 0 or CHAT_HEARTBEAT_SECONDS <= 0:
+    raise ImproperlyConfigured(
+        "CHAT_MAX_MESSAGE_CHARS, CHAT_HISTORY_TOKEN_BUDGET and CHAT_HEARTBEAT_SECONDS must be positive."
+    )

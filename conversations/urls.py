@@ -1,1 +1,18 @@
-urlpatterns: list = []
+from django.urls import path
+
+from conversations import views
+
+conversations = views.ConversationViewSet.as_view({"get": "list"})
+conversation_detail = views.ConversationViewSet.as_view({"get": "retrieve", "delete": "destroy"})
+conversation_messages = views.ConversationViewSet.as_view({"get": "messages"})
+message_feedback = views.ConversationViewSet.as_view({"post": "feedback"})
+
+urlpatterns = [
+    path("chat/completions", views.ChatCompletionsView.as_view()),
+    path("models", views.ModelListView.as_view()),
+    path("models/<str:id>", views.ModelDetailView.as_view()),
+    path("conversations", conversations),
+    path("conversations/<str:id>", conversation_detail),
+    path("conversations/<str:id>/messages", conversation_messages),
+    path("conversations/<str:id>/messages/<str:message_id>/feedback", message_feedback),
+]

@@ -1,0 +1,90 @@
+"""Reads: conversations, their messages, the history a prompt needs, bots as models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from bothero.errors import NotFoundError
+from conversations.models import Conversation, Lead, Message
+
+
+def conversation_list(
+    *,
+    tenant,
+    bot_id: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    has_lead: bool | None = None,
+) -> QuerySet[Conversation]:
+    """The tenant's conversations, optionally filtered (newest first once paginated)."""
+    queryset = Conversation.objects.filter(tenant=tenant).select_related("bot")
+    if bot_id:
+        queryset = queryset.filter(bot__public_id=bot_id)
+    if created_after is not None:
+        queryset = queryset.filter(created_at__gt=created_after)
+    if created_before is not None:
+        queryset = queryset.filter(created_at__lt=created_before)
+    if has_lead is not None:
+        queryset = queryset.filter(has_lead=has_lead)
+    return queryset
+
+
+def conversation_get(*, tenant, public_id: str, bot=None) -> Conversation:
+    """The tenant's conversation (of `bot`, when given), or NotFoundError — also for another tenant's id."""
+    queryset = Conversation.objects.filter(tenant=tenant, public_id=public_id).select_related("bot")
+    if bot is not None:
+        queryset = queryset.filter(bot=bot)
+    conversation = queryset.first()
+    if conversation is None:
+        raise NotFoundError(
+            f"No such conversation: {public_id}.", code="conversation_not_found", param="conversation_id"
+        )
+    return conversation
+
+
+def message_list(*, conversation: Conversation) -> QuerySet[Message]:
+    return Message.objects.filter(conversation=conversation).select_related("conversation", "bot")
+
+
+def message_get(*, conversation: Conversation, public_id: str) -> Message:
+    message = message_list(conversation=conversation).filter(public_id=public_id).first()
+    if message is None:
+        raise NotFoundError(f"No such message: {public_id}.", code="message_not_found", param="message_id")
+    return message
+
+
+def history_messages(*, conversation: Conversation, before_id: int, limit: int) -> list[dict]:
+    """Up to `limit` messages before `before_id`, oldest first, as prompt messages.
+
+    Assistant answers that failed or were cut off are left out: the model
+    should not build on half an answer.
+    """
+    rows = (
+        Message.objects.filter(conversation=conversation, id__lt=before_id)
+        .exclude(role=Message.Role.ASSISTANT, status__in=[Message.Status.FAILED, Message.Status.INCOMPLETE])
+        .order_by("-id")
+        .values_list("role", "content")[:limit]
+    )
+    return [{"role": role, "content": content} for role, content in reversed(rows)]
+
+
+def conversation_user_texts(*, conversation: Conversation, limit: int = 20) -> list[str]:
+    """The customer's recent messages in this conversation, newest first (for lead details)."""
+    return list(
+        Message.objects.filter(conversation=conversation, role=Message.Role.USER)
+        .order_by("-id")
+        .values_list("content", flat=True)[:limit]
+    )
+
+
+def lead_for_conversation(*, conversation: Conversation, email: str) -> Lead | None:
+    """The conversation's lead for `email`, else its lead without an email (to complete), else None."""
+    leads = Lead.objects.filter(conversation=conversation)
+    if email:
+        found = leads.filter(email=email).first()
+        if found is not None:
+            return found
+        return leads.filter(email="").order_by("-id").first()
+    return leads.order_by("-id").first()

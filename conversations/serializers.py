@@ -1,0 +1,367 @@
+"""Validation and representation for the chat endpoints (no side effects here)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from bothero.errors import ValidationError
+from conversations.models import Conversation, Lead, Message
+
+MAX_METADATA_KEYS = 32
+MAX_METADATA_VALUE_CHARS = 500
+
+
+def validate_metadata(value: dict) -> dict:
+    if len(value) > MAX_METADATA_KEYS:
+        raise serializers.ValidationError(f"metadata holds at most {MAX_METADATA_KEYS} keys.")
+    for key, item in value.items():
+        if len(str(key)) > 64:
+            raise serializers.ValidationError("metadata keys are at most 64 characters.")
+        if not isinstance(item, (str, int, float, bool)) and item is not None:
+            raise serializers.ValidationError("metadata values must be strings, numbers, booleans or null.")
+        if isinstance(item, str) and len(item) > MAX_METADATA_VALUE_CHARS:
+            raise serializers.ValidationError(f"metadata values are at most {MAX_METADATA_VALUE_CHARS} characters.")
+    return value
+
+
+def check_message_length(text: str, param: str) -> str:
+    limit = settings.CHAT_MAX_MESSAGE_CHARS
+    if len(text) > limit:
+        raise ValidationError(
+            f"The message is {len(text)} characters; the limit is {limit}.", code="message_too_long", param=param
+        )
+    return text
+
+
+# --- output --------------------------------------------------------------------------
+
+
+class SourceSerializer(serializers.Serializer):
+    document_id = serializers.CharField()
+    title = serializers.CharField()
+    chunk_id = serializers.CharField()
+    score = serializers.FloatField()
+    snippet = serializers.CharField()
+
+
+class UsageSerializer(serializers.Serializer):
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+
+
+def usage_of(message: Message) -> dict:
+    return {
+        "prompt_tokens": message.prompt_tokens,
+        "completion_tokens": message.completion_tokens,
+        "total_tokens": message.prompt_tokens + message.completion_tokens,
+    }
+
+
+class FeedbackSerializer(serializers.Serializer):
+    rating = serializers.ChoiceField(choices=Message.Feedback.choices, allow_null=True)
+    comment = serializers.CharField(allow_blank=True)
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="public_id")
+    object = serializers.SerializerMethodField()
+    conversation_id = serializers.CharField(source="conversation.public_id")
+    bot_id = serializers.CharField(source="bot.public_id")
+    sources = SourceSerializer(many=True)
+    usage = serializers.SerializerMethodField()
+    feedback = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "object",
+            "conversation_id",
+            "bot_id",
+            "role",
+            "content",
+            "sources",
+            "usage",
+            "model",
+            "latency_ms",
+            "status",
+            "is_fallback",
+            "feedback",
+            "created_at",
+        ]
+
+    def get_object(self, obj) -> str:
+        return "message"
+
+    @extend_schema_field(UsageSerializer)
+    def get_usage(self, obj):
+        return usage_of(obj)
+
+    @extend_schema_field(FeedbackSerializer(allow_null=True))
+    def get_feedback(self, obj):
+        if obj.feedback_rating is None and not obj.feedback_comment:
+            return None
+        return {"rating": obj.feedback_rating, "comment": obj.feedback_comment}
+
+
+class ConversationSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="public_id")
+    object = serializers.SerializerMethodField()
+    bot_id = serializers.CharField(source="bot.public_id")
+
+    class Meta:
+        model = Conversation
+        fields = [
+            "id",
+            "object",
+            "bot_id",
+            "end_user_id",
+            "metadata",
+            "message_count",
+            "has_lead",
+            "last_message_at",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_object(self, obj) -> str:
+        return "conversation"
+
+
+class ConversationDeletedSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField(default="conversation")
+    deleted = serializers.BooleanField(default=True)
+
+
+class LeadSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="public_id")
+    object = serializers.SerializerMethodField()
+    bot_id = serializers.CharField(source="bot.public_id")
+    conversation_id = serializers.CharField(source="conversation.public_id")
+    message_id = serializers.CharField(source="message.public_id", allow_null=True, default=None)
+
+    class Meta:
+        model = Lead
+        fields = ["id", "object", "bot_id", "conversation_id", "message_id", "name", "email", "phone", "captured_at"]
+
+    def get_object(self, obj) -> str:
+        return "lead"
+
+
+class ChatCompletionSerializer(serializers.Serializer):
+    """The answer to POST /v1/chat/completions (native shape), also `message.completed`'s data."""
+
+    id = serializers.CharField(source="public_id")
+    object = serializers.SerializerMethodField()
+    bot_id = serializers.CharField(source="bot.public_id")
+    conversation_id = serializers.CharField(source="conversation.public_id")
+    role = serializers.CharField()
+    content = serializers.CharField()
+    model = serializers.CharField()
+    usage = serializers.SerializerMethodField()
+    sources = SourceSerializer(many=True)
+    created_at = serializers.DateTimeField()
+
+    def get_object(self, obj) -> str:
+        return "chat.completion"
+
+    @extend_schema_field(UsageSerializer)
+    def get_usage(self, obj):
+        return usage_of(obj)
+
+
+class MessageStartSerializer(serializers.Serializer):
+    """`message.start`: sent before the first token."""
+
+    id = serializers.CharField(help_text="The assistant message's id.")
+    object = serializers.CharField(default="message.start")
+    bot_id = serializers.CharField()
+    conversation_id = serializers.CharField()
+    user_message_id = serializers.CharField()
+    model = serializers.CharField()
+    sources = SourceSerializer(many=True)
+
+
+class OpenAIMessageOutSerializer(serializers.Serializer):
+    role = serializers.CharField()
+    content = serializers.CharField()
+
+
+class OpenAIChoiceSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    message = OpenAIMessageOutSerializer()
+    finish_reason = serializers.CharField()
+
+
+class OpenAIChatCompletionSerializer(serializers.Serializer):
+    """The answer in OpenAI's Chat Completions shape (when the request used it)."""
+
+    id = serializers.CharField()
+    object = serializers.CharField(default="chat.completion")
+    created = serializers.IntegerField()
+    model = serializers.CharField(help_text="The bot id.")
+    choices = OpenAIChoiceSerializer(many=True)
+    usage = UsageSerializer()
+    conversation_id = serializers.CharField()
+    sources = SourceSerializer(many=True)
+
+
+def openai_completion(message: Message, *, model_name: str) -> dict:
+    """A stored assistant message in OpenAI's `chat.completion` shape (`model` is the bot id)."""
+    return {
+        "id": message.public_id,
+        "object": "chat.completion",
+        "created": int(message.created_at.timestamp()),
+        "model": model_name,
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": message.content}, "finish_reason": "stop"}
+        ],
+        "usage": usage_of(message),
+        "conversation_id": message.conversation.public_id,
+        "sources": message.sources,
+    }
+
+
+class ModelObjectSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="A bot id: pass it as `model`.")
+    object = serializers.CharField(default="model")
+    created = serializers.IntegerField()
+    owned_by = serializers.CharField()
+    name = serializers.CharField(help_text="The bot's name.")
+
+
+class ModelListSerializer(serializers.Serializer):
+    object = serializers.CharField(default="list")
+    data = ModelObjectSerializer(many=True)
+    has_more = serializers.BooleanField()
+    next_cursor = serializers.CharField(allow_null=True)
+
+
+class MessageListSerializer(serializers.Serializer):
+    object = serializers.CharField(default="list")
+    data = MessageSerializer(many=True)
+    has_more = serializers.BooleanField()
+    next_cursor = serializers.CharField(allow_null=True)
+
+
+# --- input ---------------------------------------------------------------------------
+
+
+class ChatRequestSerializer(serializers.Serializer):
+    """POST /v1/chat/completions in BotHero's own shape."""
+
+    bot_id = serializers.CharField(max_length=64)
+    message = serializers.CharField(trim_whitespace=False, help_text="The customer's message.")
+    conversation_id = serializers.CharField(
+        max_length=64, required=False, allow_null=True, help_text="Continue this conversation; omit to start one."
+    )
+    stream = serializers.BooleanField(required=False, default=False)
+    metadata = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text="Your own key/values for the conversation. `user_id` or `end_user_id` identifies the customer.",
+    )
+
+    def validate_message(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("The message is empty.")
+        return check_message_length(value, "message")
+
+    def validate_metadata(self, value: dict) -> dict:
+        return validate_metadata(value)
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string"},
+            {
+                "type": "array",
+                "items": {"type": "object", "properties": {"type": {"type": "string"}, "text": {"type": "string"}}},
+            },
+        ],
+        "nullable": True,
+    }
+)
+class OpenAIContentField(serializers.Field):
+    """A message's content: a string or a list of parts, of which the text parts are kept."""
+
+    def to_internal_value(self, data):
+        if data is None:
+            return ""
+        if isinstance(data, str):
+            return data
+        if isinstance(data, list):
+            texts = []
+            for part in data:
+                if not isinstance(part, dict):
+                    raise serializers.ValidationError("Content parts must be objects.")
+                if part.get("type") == "text":
+                    if not isinstance(part.get("text"), str):
+                        raise serializers.ValidationError("A text part needs a string `text`.")
+                    texts.append(part["text"])
+            return "".join(texts)
+        raise serializers.ValidationError("Content must be a string or a list of parts.")
+
+    def to_representation(self, value):
+        return value
+
+
+class OpenAIMessageInSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=["system", "developer", "user", "assistant", "tool"])
+    content = OpenAIContentField(required=False, allow_null=True)
+    name = serializers.CharField(required=False, max_length=64)
+
+
+class OpenAIStreamOptionsSerializer(serializers.Serializer):
+    include_usage = serializers.BooleanField(required=False, default=False)
+
+
+class OpenAIChatRequestSerializer(serializers.Serializer):
+    """POST /v1/chat/completions in OpenAI's Chat Completions shape: `model` is a bot id."""
+
+    model = serializers.CharField(max_length=64, help_text="A bot id (see GET /v1/models).")
+    messages = OpenAIMessageInSerializer(many=True, allow_empty=False, max_length=200)
+    stream = serializers.BooleanField(required=False, default=False)
+    stream_options = OpenAIStreamOptionsSerializer(required=False, allow_null=True)
+    temperature = serializers.FloatField(required=False, allow_null=True, min_value=0.0, max_value=2.0)
+    max_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=32768)
+    max_completion_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=32768)
+    user = serializers.CharField(required=False, max_length=200, help_text="Your id for the customer.")
+    metadata = serializers.DictField(required=False, default=dict)
+    conversation_id = serializers.CharField(
+        max_length=64, required=False, allow_null=True, help_text="BotHero extension: continue this conversation."
+    )
+
+    def validate_metadata(self, value: dict) -> dict:
+        return validate_metadata(value)
+
+    def validate_messages(self, value: list[dict]) -> list[dict]:
+        if not any(message["role"] == "user" for message in value):
+            raise serializers.ValidationError("At least one message must have the role `user`.")
+        if value[-1]["role"] != "user":
+            raise serializers.ValidationError("The last message must have the role `user`.")
+        if not (value[-1].get("content") or "").strip():
+            raise serializers.ValidationError("The last user message is empty.")
+        check_message_length(value[-1]["content"], "messages")
+        return value
+
+
+class FeedbackInputSerializer(serializers.Serializer):
+    rating = serializers.ChoiceField(choices=Message.Feedback.choices, allow_null=True)
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class ConversationFilterSerializer(serializers.Serializer):
+    bot_id = serializers.CharField(required=False, max_length=64)
+    created_after = serializers.DateTimeField(required=False)
+    created_before = serializers.DateTimeField(required=False)
+    has_lead = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
+class MessageOrderSerializer(serializers.Serializer):
+    order = serializers.ChoiceField(choices=["asc", "desc"], required=False, default="asc")

@@ -1,0 +1,398 @@
+"""The chat engine's writes: a reply (DESIGN.md §5), leads, feedback, deletion.
+
+A reply runs in three steps so that nothing slow happens inside a database
+transaction and a streamed answer can share everything but the token loop:
+
+1. `reply_prepare` — in one transaction: the monthly quota, the conversation
+   (new or continued), the customer's message, lead details found in it and
+   their events; then, outside any transaction, retrieval and the prompt.
+2. the provider answers, in one piece (`reply_generate`) or token by token
+   (`conversations.streaming.reply_events`);
+3. `reply_finish` — in one transaction: the assistant message with its usage,
+   sources, latency and status, the conversation's counters, token usage and
+   `message.created`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.selectors import usage_current
+from accounts.services import current_period_start, usage_increment
+from bothero.errors import ConflictError, RateLimitError, UpstreamError, ValidationError
+from bothero.ids import new_public_id
+from bots.models import Bot
+from conversations import selectors
+from conversations.leads import ContactDetails, extract_contact_details
+from conversations.models import Conversation, Lead, Message
+from conversations.prompt import build_messages, count_prompt_tokens, count_tokens, history_within_budget
+from conversations.providers import ChatProvider, ProviderRequest, Usage, get_provider
+from conversations.serializers import ConversationSerializer, LeadSerializer, MessageSerializer
+from webhooks.services import event_emit
+
+
+class QuotaExceededError(RateLimitError):
+    default_code = "monthly_quota_exceeded"
+
+
+@dataclass
+class PreparedReply:
+    """Everything needed to answer, decided before the provider is called."""
+
+    tenant: object
+    bot: Bot
+    conversation: Conversation
+    user_message: Message
+    assistant_id: str  # the assistant message's id, known before it is stored (for `message.start`)
+    provider: ChatProvider
+    request: ProviderRequest
+    sources: list[dict]
+    model: str
+    started_at: float  # time.perf_counter() when the request arrived
+    conversation_created: bool
+
+
+# --- quota ----------------------------------------------------------------------------
+
+
+def next_period_start(now: datetime | None = None) -> datetime:
+    start = current_period_start(now)
+    year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
+    return datetime(year, month, 1, tzinfo=UTC)
+
+
+def message_quota_reserve(*, tenant) -> None:
+    """Count one message against this month's plan quota, or raise 429 `monthly_quota_exceeded`.
+
+    Call inside a transaction: the counter row stays locked until it ends,
+    so concurrent requests cannot both take the last message, and raising
+    rolls the count back.
+    """
+    usage_increment(tenant=tenant, messages=1)
+    limit = tenant.plan.max_messages_per_month
+    if limit is None:
+        return
+    if usage_current(tenant=tenant).messages > limit:
+        now = timezone.now()
+        reset = next_period_start(now)
+        raise QuotaExceededError(
+            f"Your {tenant.plan.name} plan includes {limit} messages a month and they are used up. "
+            f"The quota resets at {reset.strftime('%Y-%m-%dT%H:%M:%SZ')}; upgrade your plan for more.",
+            headers={
+                "Retry-After": str(max(1, int((reset - now).total_seconds()))),
+                "X-Quota-Reset": reset.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
+        )
+
+
+# --- leads ----------------------------------------------------------------------------
+
+
+def lead_capture(*, conversation: Conversation, message: Message) -> Lead | None:
+    """Record the contact details in a customer's message as the conversation's lead.
+
+    One lead per conversation and email; a phone number or name without an
+    email completes the conversation's latest lead (or starts one when a
+    phone number is given). Emits `lead.captured` when a lead is created or
+    gains details. Call inside the transaction that stores `message`.
+    """
+    bot = conversation.bot
+    config = bot.lead_capture or {}
+    if not config.get("enabled"):
+        return None
+    fields = config.get("fields") or ("name", "email", "phone")
+    found = extract_contact_details(message.content, fields)
+    if not found:
+        return None
+    lead = selectors.lead_for_conversation(conversation=conversation, email=found.email)
+    if lead is None:
+        if not (found.email or found.phone):
+            return None  # a name alone is kept in the transcript until contact details follow
+        found = _with_earlier_details(conversation, found, fields)
+        lead = Lead.objects.create(
+            tenant=conversation.tenant,
+            bot=bot,
+            conversation=conversation,
+            message=message,
+            name=found.name,
+            email=found.email,
+            phone=found.phone,
+        )
+    else:
+        changed = [
+            name
+            for name in ("name", "email", "phone")
+            if getattr(found, name) and getattr(lead, name) != getattr(found, name)
+        ]
+        if not changed:
+            return lead
+        for name in changed:
+            setattr(lead, name, getattr(found, name))
+        lead.message = message
+        lead.save(update_fields=[*changed, "message"])
+    if not conversation.has_lead:
+        Conversation.objects.filter(pk=conversation.pk).update(has_lead=True)
+        conversation.has_lead = True
+    event_emit(tenant=conversation.tenant, type="lead.captured", data=LeadSerializer(lead).data)
+    return lead
+
+
+def _with_earlier_details(conversation: Conversation, found: ContactDetails, fields) -> ContactDetails:
+    """Fill what `found` lacks from the customer's earlier messages (a name given before the email)."""
+    name, phone = found.name, found.phone
+    for text in selectors.conversation_user_texts(conversation=conversation)[1:]:
+        if name and phone:
+            break
+        earlier = extract_contact_details(text, fields)
+        name = name or earlier.name
+        phone = phone or earlier.phone
+    return ContactDetails(name=name, email=found.email, phone=phone)
+
+
+# --- a reply ----------------------------------------------------------------------------
+
+
+def _end_user_id(metadata: dict) -> str:
+    for key in ("end_user_id", "user_id"):
+        value = metadata.get(key)
+        if value not in (None, ""):
+            return str(value)[:200]
+    return ""
+
+
+@transaction.atomic
+def user_message_record(
+    *, tenant, bot: Bot, conversation: Conversation | None, content: str, metadata: dict, end_user_id: str
+) -> tuple[Conversation, Message, bool]:
+    """Quota, conversation and the customer's message, with their events, in one transaction."""
+    message_quota_reserve(tenant=tenant)
+    now = timezone.now()
+    created = conversation is None
+    if created:
+        conversation = Conversation.objects.create(
+            tenant=tenant,
+            bot=bot,
+            end_user_id=end_user_id or _end_user_id(metadata),
+            metadata=metadata,
+            message_count=1,
+            last_message_at=now,
+        )
+        event_emit(tenant=tenant, type="conversation.created", data=ConversationSerializer(conversation).data)
+    else:
+        changes = {"message_count": F("message_count") + 1, "last_message_at": now, "updated_at": now}
+        if metadata and {**conversation.metadata, **metadata} != conversation.metadata:
+            conversation.metadata = {**conversation.metadata, **metadata}
+            changes["metadata"] = conversation.metadata
+        if not conversation.end_user_id and (end_user_id or _end_user_id(metadata)):
+            conversation.end_user_id = end_user_id or _end_user_id(metadata)
+            changes["end_user_id"] = conversation.end_user_id
+        Conversation.objects.filter(pk=conversation.pk).update(**changes)
+        conversation.message_count += 1
+        conversation.last_message_at = now
+    message = Message.objects.create(
+        tenant=tenant, bot=bot, conversation=conversation, role=Message.Role.USER, content=content
+    )
+    event_emit(tenant=tenant, type="message.created", data=MessageSerializer(message).data)
+    lead_capture(conversation=conversation, message=message)
+    return conversation, message, created
+
+
+def source_of(passage) -> dict:
+    return {
+        "document_id": passage.document_id,
+        "title": passage.title,
+        "chunk_id": passage.chunk_id,
+        "score": round(float(passage.score), 4),
+        "snippet": passage.snippet,
+    }
+
+
+def reply_prepare(
+    *,
+    tenant,
+    bot: Bot,
+    user_message: str,
+    conversation: Conversation | None = None,
+    metadata: dict | None = None,
+    end_user_id: str = "",
+    history: list[dict] | None = None,
+    extra_instructions: tuple[str, ...] = (),
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    started_at: float | None = None,
+) -> PreparedReply:
+    """Store the customer's message, retrieve passages and build the prompt (step 1 of a reply).
+
+    `history` replaces the stored conversation as the prompt's history (the
+    OpenAI-shaped endpoint, whose clients send it); either way it is cut to
+    `CHAT_HISTORY_TOKEN_BUDGET` tokens, newest messages kept.
+    """
+    from knowledge.selectors import search
+
+    started_at = started_at or time.perf_counter()
+    if bot.status != Bot.Status.ACTIVE:
+        raise ConflictError(f"The bot {bot.public_id} is disabled.", code="bot_disabled", param="bot_id")
+    provider = get_provider()
+    conversation, message, created = user_message_record(
+        tenant=tenant,
+        bot=bot,
+        conversation=conversation,
+        content=user_message,
+        metadata=metadata or {},
+        end_user_id=end_user_id,
+    )
+    passages = provider.usable_passages(search(tenant=tenant, bot=bot, query=user_message))
+    if history is None:
+        history = selectors.history_messages(
+            conversation=conversation, before_id=message.id, limit=settings.CHAT_HISTORY_MAX_MESSAGES
+        )
+    history = history_within_budget(history, settings.CHAT_HISTORY_TOKEN_BUDGET)
+    model = provider.model_for(bot)
+    request = ProviderRequest(
+        model=model,
+        messages=build_messages(
+            instructions=bot.instructions,
+            fallback_message=bot.fallback_message,
+            passages=passages,
+            history=history,
+            user_message=user_message,
+            extra_instructions=extra_instructions,
+        ),
+        temperature=bot.temperature if temperature is None else temperature,
+        max_tokens=bot.max_tokens if max_tokens is None else max_tokens,
+        query=user_message,
+        passages=tuple(passages),
+        fallback_message=bot.fallback_message,
+    )
+    return PreparedReply(
+        tenant=tenant,
+        bot=bot,
+        conversation=conversation,
+        user_message=message,
+        assistant_id=new_public_id("msg"),
+        provider=provider,
+        request=request,
+        sources=[source_of(passage) for passage in passages],
+        model=model,
+        started_at=started_at,
+        conversation_created=created,
+    )
+
+
+def _is_fallback(content: str, fallback_message: str) -> bool:
+    def normalise(text: str) -> str:
+        return " ".join(text.strip().strip("\"'“”").split()).casefold()
+
+    return bool(content.strip()) and normalise(content) == normalise(fallback_message)
+
+
+@transaction.atomic
+def reply_finish(
+    *,
+    prepared: PreparedReply,
+    content: str,
+    usage: Usage | None,
+    status: str,
+    latency_ms: int,
+    model: str | None = None,
+) -> Message:
+    """Store the assistant's message (step 3 of a reply); emits `message.created`.
+
+    Usage comes from the provider's report, or is counted with the tokenizer
+    when it gave none (always for the extractive provider).
+    """
+    if usage is None:
+        prompt_tokens = count_prompt_tokens(prepared.request.messages)
+        completion_tokens = count_tokens(content)
+    else:
+        prompt_tokens, completion_tokens = usage.prompt_tokens, usage.completion_tokens
+    conversation = prepared.conversation
+    message = Message.objects.create(
+        public_id=prepared.assistant_id,
+        tenant=prepared.tenant,
+        bot=prepared.bot,
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        content=content,
+        sources=prepared.sources,
+        model=model or prepared.model,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        latency_ms=max(0, latency_ms),
+        status=status,
+        is_fallback=_is_fallback(content, prepared.bot.fallback_message),
+    )
+    Conversation.objects.filter(pk=conversation.pk).update(
+        message_count=F("message_count") + 1, last_message_at=message.created_at, updated_at=message.created_at
+    )
+    conversation.message_count += 1
+    conversation.last_message_at = message.created_at
+    usage_increment(tenant=prepared.tenant, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+    event_emit(tenant=prepared.tenant, type="message.created", data=MessageSerializer(message).data)
+    return message
+
+
+def elapsed_ms(started_at: float) -> int:
+    return int((time.perf_counter() - started_at) * 1000)
+
+
+def reply_generate(prepared: PreparedReply) -> Message:
+    """Ask the provider for the whole answer and store it (steps 2 and 3).
+
+    An upstream failure is stored as a `failed` assistant message, then re-raised (502/504).
+    """
+    try:
+        completion = prepared.provider.complete(prepared.request)
+    except UpstreamError:
+        reply_finish(
+            prepared=prepared,
+            content="",
+            usage=None,
+            status=Message.Status.FAILED,
+            latency_ms=elapsed_ms(prepared.started_at),
+        )
+        raise
+    return reply_finish(
+        prepared=prepared,
+        content=completion.content,
+        usage=completion.usage,
+        status=Message.Status.COMPLETE,
+        latency_ms=elapsed_ms(prepared.started_at),
+        model=completion.model,
+    )
+
+
+def reply(*, tenant, bot: Bot, conversation: Conversation | None, user_message: str, **options) -> Message:
+    """Answer `user_message` in `conversation` (a new one when None) and return the assistant's message."""
+    prepared = reply_prepare(tenant=tenant, bot=bot, conversation=conversation, user_message=user_message, **options)
+    return reply_generate(prepared)
+
+
+# --- conversations and feedback -----------------------------------------------------------
+
+
+def conversation_delete(*, conversation: Conversation) -> None:
+    """Delete a conversation with its messages and leads."""
+    conversation.delete()
+
+
+def message_feedback_set(*, message: Message, rating: str | None, comment: str | None = None) -> Message:
+    """Rate an assistant message up, down or not at all (None), with an optional comment."""
+    if message.role != Message.Role.ASSISTANT:
+        raise ValidationError(
+            "Feedback is for the assistant's messages only.", code="feedback_not_allowed", param="message_id"
+        )
+    message.feedback_rating = rating
+    fields = ["feedback_rating"]
+    if comment is not None:
+        message.feedback_comment = comment
+        fields.append("feedback_comment")
+    message.save(update_fields=fields)
+    return message

@@ -1,0 +1,226 @@
+"""A streamed reply: the provider's tokens as events, written as SSE (native or OpenAI shape) or websocket JSON.
+
+`reply_events` is the one token loop, shared by the SSE endpoint and the
+realtime websocket. It is an async generator so that, under ASGI, tokens go
+from the upstream connection to the client on the event loop without
+thread hops; it writes to the database only after the last token. When the
+client goes away (the task is cancelled, or the generator closed), the
+upstream stream is closed — which stops the generation — and what was
+generated is stored with status `incomplete`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import aclosing
+from dataclasses import dataclass
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
+
+from bothero.api.errors import error_body
+from bothero.errors import ApplicationError, UpstreamError
+from conversations.models import Message
+from conversations.serializers import ChatCompletionSerializer
+from conversations.services import PreparedReply, reply_finish
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT = object()
+SSE_HEARTBEAT = b": heartbeat\n\n"
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class InternalStreamError(ApplicationError):
+    status_code = 500
+    error_type = "api_error"
+    default_code = "internal_error"
+
+
+@dataclass(frozen=True)
+class ChatEvent:
+    type: str  # message.start | message.delta | message.completed | error | heartbeat
+    data: dict | None = None
+
+
+async def with_heartbeats(source: AsyncIterator, interval: float) -> AsyncIterator:
+    """Items of `source`, with HEARTBEAT whenever it stays silent for `interval` seconds.
+
+    The pending read is never cancelled by a heartbeat; it is cancelled (and
+    `source` closed) only when this generator is closed.
+    """
+    iterator = aiter(source)
+    pending: asyncio.Future | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(iterator))
+            done, _ = await asyncio.wait((pending,), timeout=interval)
+            if not done:
+                yield HEARTBEAT
+                continue
+            finished, pending = pending, None
+            try:
+                item = finished.result()
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        if pending is not None:
+            pending.cancel()
+            try:
+                await pending
+            except (asyncio.CancelledError, StopAsyncIteration, Exception):
+                pass
+        await iterator.aclose()
+
+
+def start_data(prepared: PreparedReply) -> dict:
+    return {
+        "id": prepared.assistant_id,
+        "object": "message.start",
+        "bot_id": prepared.bot.public_id,
+        "conversation_id": prepared.conversation.public_id,
+        "user_message_id": prepared.user_message.public_id,
+        "model": prepared.model,
+        "sources": prepared.sources,
+    }
+
+
+def completion_data(message: Message) -> dict:
+    return ChatCompletionSerializer(message).data
+
+
+def error_data(exc: ApplicationError, request_id: str | None) -> dict:
+    body = error_body(exc.status_code, code=exc.code, message=exc.message, param=exc.param, error_type=exc.error_type)
+    body["error"]["request_id"] = request_id
+    return body
+
+
+async def _store(prepared: PreparedReply, parts: list[str], usage, status: str, ended_at: float, model) -> Message:
+    return await sync_to_async(reply_finish)(
+        prepared=prepared,
+        content="".join(parts),
+        usage=usage,
+        status=status,
+        latency_ms=int((ended_at - prepared.started_at) * 1000),
+        model=model,
+    )
+
+
+async def reply_events(prepared: PreparedReply, *, request_id: str | None = None) -> AsyncIterator[ChatEvent]:
+    """`message.start`, then `message.delta`s (and heartbeats), then `message.completed` or `error`."""
+    yield ChatEvent("message.start", start_data(prepared))
+    parts: list[str] = []
+    usage = None
+    model = None
+    error: ApplicationError | None = None
+    ended_at = time.perf_counter()
+    try:
+        pieces = with_heartbeats(prepared.provider.astream(prepared.request), settings.CHAT_HEARTBEAT_SECONDS)
+        async with aclosing(pieces):
+            async for piece in pieces:
+                if piece is HEARTBEAT:
+                    yield ChatEvent("heartbeat")
+                    continue
+                if piece.delta:
+                    parts.append(piece.delta)
+                    ended_at = time.perf_counter()
+                    yield ChatEvent("message.delta", {"delta": piece.delta})
+                usage = piece.usage or usage
+                model = piece.model or model
+    except UpstreamError as exc:
+        error = exc
+    except (asyncio.CancelledError, GeneratorExit):
+        # The client went away: the upstream stream is closed by now; keep what it generated.
+        stored = _store(prepared, parts, None, Message.Status.INCOMPLETE, ended_at, model)
+        await asyncio.shield(asyncio.ensure_future(stored))
+        raise
+    except Exception:
+        logger.exception("The chat stream failed")
+        error = InternalStreamError("Something went wrong on our side while answering. It has been logged.")
+    if error is not None:
+        ended_at = time.perf_counter() if not parts else ended_at
+        status = Message.Status.INCOMPLETE if parts else Message.Status.FAILED
+        await _store(prepared, parts, usage, status, ended_at, model)
+        yield ChatEvent("error", error_data(error, request_id))
+        return
+    message = await _store(prepared, parts, usage, Message.Status.COMPLETE, ended_at, model)
+    yield ChatEvent("message.completed", completion_data(message))
+
+
+def _json(data) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+async def native_sse(prepared: PreparedReply, *, request_id: str | None = None) -> AsyncIterator[bytes]:
+    """`event: <type>` / `data: <json>` frames; heartbeats as SSE comments."""
+    async with aclosing(reply_events(prepared, request_id=request_id)) as events:
+        async for event in events:
+            if event.type == "heartbeat":
+                yield SSE_HEARTBEAT
+            else:
+                yield b"event: " + event.type.encode() + b"\ndata: " + _json(event.data) + b"\n\n"
+
+
+async def openai_sse(
+    prepared: PreparedReply, *, model_name: str, include_usage: bool, request_id: str | None = None
+) -> AsyncIterator[bytes]:
+    """OpenAI's `chat.completion.chunk` frames, then `data: [DONE]`; an error as `data: {"error": ...}`."""
+    created = int(time.time())
+
+    def chunk(delta: dict, finish_reason: str | None = None, **extra) -> bytes:
+        body = {
+            "id": prepared.assistant_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model_name,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+            **extra,
+        }
+        return b"data: " + _json(body) + b"\n\n"
+
+    async with aclosing(reply_events(prepared, request_id=request_id)) as events:
+        async for event in events:
+            if event.type == "heartbeat":
+                yield SSE_HEARTBEAT
+            elif event.type == "message.start":
+                yield chunk(
+                    {"role": "assistant", "content": ""},
+                    conversation_id=prepared.conversation.public_id,
+                    sources=prepared.sources,
+                )
+            elif event.type == "message.delta":
+                yield chunk({"content": event.data["delta"]})
+            elif event.type == "message.completed":
+                yield chunk({}, "stop")
+                if include_usage:
+                    body = {
+                        "id": prepared.assistant_id,
+                        "object": "chat.completion.chunk",
+                        "created": created,
+                        "model": model_name,
+                        "choices": [],
+                        "usage": event.data["usage"],
+                    }
+                    yield b"data: " + _json(body) + b"\n\n"
+                yield b"data: [DONE]\n\n"
+            elif event.type == "error":
+                yield b"data: " + _json(event.data) + b"\n\n"
+
+
+def buffered(make_stream: Callable[[], AsyncIterator[bytes]]) -> Iterator[bytes]:
+    """Serve an async stream to a synchronous (WSGI, test client) server, which cannot stream it live.
+
+    The async generator runs to the end under `async_to_sync`, whose
+    database calls come back to this thread (and its connection).
+    """
+
+    async def collect() -> list[bytes]:
+        return [part async for part in make_stream()]
+
+    yield from async_to_sync(collect)()

@@ -1,0 +1,281 @@
+"""Chat completions (native and OpenAI shapes, plain and streamed), models, conversations, feedback."""
+
+from __future__ import annotations
+
+import time
+
+from django.core.handlers.asgi import ASGIRequest
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
+from rest_framework import mixins
+from rest_framework.response import Response
+
+from bothero.api.pagination import list_body, paginate_queryset
+from bothero.api.views import TenantAPIView, TenantViewSet
+from bots.selectors import bot_get, bot_list
+from conversations import selectors, services, streaming
+from conversations.models import Conversation
+from conversations.serializers import (
+    ChatCompletionSerializer,
+    ChatRequestSerializer,
+    ConversationDeletedSerializer,
+    ConversationFilterSerializer,
+    ConversationSerializer,
+    FeedbackInputSerializer,
+    MessageListSerializer,
+    MessageOrderSerializer,
+    MessageSerializer,
+    ModelListSerializer,
+    ModelObjectSerializer,
+    OpenAIChatCompletionSerializer,
+    OpenAIChatRequestSerializer,
+    openai_completion,
+)
+
+STREAM_DESCRIPTION = """With `"stream": true` the answer is `text/event-stream`.
+
+Native shape: `event: message.start` (message and conversation ids, model, sources; before any token),
+`event: message.delta` (`{"delta": "..."}`), `event: message.completed` (the full chat.completion object)
+or `event: error` (the error envelope), with `: heartbeat` comments while the model is silent.
+
+OpenAI shape: `data: {chat.completion.chunk}` frames, a last chunk with `finish_reason`, a usage chunk when
+`stream_options.include_usage`, then `data: [DONE]`; an error mid-stream is `data: {"error": {...}}`."""
+
+
+def _model_object(bot) -> dict:
+    return {
+        "id": bot.public_id,
+        "object": "model",
+        "created": int(bot.created_at.timestamp()),
+        "owned_by": bot.tenant.public_id,
+        "name": bot.name,
+    }
+
+
+def _stream_response(make_stream, request) -> StreamingHttpResponse:
+    # Under ASGI the async generator is served on the event loop as tokens arrive;
+    # a synchronous server (the test client, WSGI) gets the same events buffered.
+    if isinstance(request._request, ASGIRequest):
+        content = make_stream()
+    else:
+        content = streaming.buffered(make_stream)
+    response = StreamingHttpResponse(content, content_type="text/event-stream; charset=utf-8")
+    for name, value in streaming.SSE_HEADERS.items():
+        response[name] = value
+    return response
+
+
+class ChatCompletionsView(TenantAPIView):
+    def initial(self, request, *args, **kwargs):
+        # latency_ms counts from here: the request has arrived, before auth and limits.
+        self.started_at = time.perf_counter()
+        super().initial(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="chat_completions_create",
+        summary="Send a message to a bot and get its answer",
+        description="Native shape `{bot_id, message, conversation_id?, stream?, metadata?}`, or OpenAI's Chat "
+        "Completions shape `{model: <bot id>, messages, stream?}` answered in OpenAI's shape (so the "
+        "official OpenAI SDKs work with `base_url=<host>/v1`).\n\n" + STREAM_DESCRIPTION,
+        request=PolymorphicProxySerializer(
+            component_name="ChatCompletionRequest",
+            serializers=[ChatRequestSerializer, OpenAIChatRequestSerializer],
+            resource_type_field_name=None,
+        ),
+        responses={
+            (200, "application/json"): PolymorphicProxySerializer(
+                component_name="ChatCompletionResponse",
+                serializers=[ChatCompletionSerializer, OpenAIChatCompletionSerializer],
+                resource_type_field_name=None,
+            ),
+            (200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description=STREAM_DESCRIPTION),
+            (409, "application/json"): OpenApiResponse(description="The bot is disabled (`bot_disabled`)."),
+            (429, "application/json"): OpenApiResponse(
+                description="Rate limit, or the plan's monthly messages are used up (`monthly_quota_exceeded`, "
+                "with `Retry-After` and `X-Quota-Reset`)."
+            ),
+            (502, "application/json"): OpenApiResponse(description="The language model failed (`upstream_error`)."),
+            (504, "application/json"): OpenApiResponse(
+                description="The language model did not answer in time (`upstream_timeout`)."
+            ),
+        },
+        examples=[
+            OpenApiExample(
+                "Native",
+                request_only=True,
+                value={"bot_id": "bot_abc123", "message": "When are you open?", "stream": False},
+            ),
+            OpenApiExample(
+                "OpenAI shape",
+                request_only=True,
+                value={"model": "bot_abc123", "messages": [{"role": "user", "content": "When are you open?"}]},
+            ),
+        ],
+    )
+    def post(self, request):
+        if isinstance(request.data, dict) and "messages" in request.data and "message" not in request.data:
+            return self._openai_shape(request)
+        return self._native_shape(request)
+
+    def _native_shape(self, request):
+        data = ChatRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        params = data.validated_data
+        bot = bot_get(tenant=self.tenant, public_id=params["bot_id"])
+        conversation = None
+        if params.get("conversation_id"):
+            conversation = selectors.conversation_get(tenant=self.tenant, public_id=params["conversation_id"], bot=bot)
+        prepared = services.reply_prepare(
+            tenant=self.tenant,
+            bot=bot,
+            conversation=conversation,
+            user_message=params["message"],
+            metadata=params["metadata"],
+            started_at=self.started_at,
+        )
+        if params["stream"]:
+            request_id = request._request.request_id
+            return _stream_response(lambda: streaming.native_sse(prepared, request_id=request_id), request)
+        message = services.reply_generate(prepared)
+        return Response(ChatCompletionSerializer(message).data)
+
+    def _openai_shape(self, request):
+        data = OpenAIChatRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        params = data.validated_data
+        bot = bot_get(tenant=self.tenant, public_id=params["model"])
+        conversation = None
+        if params.get("conversation_id"):
+            conversation = selectors.conversation_get(tenant=self.tenant, public_id=params["conversation_id"], bot=bot)
+        *earlier, last = params["messages"]
+        extra_instructions = tuple(m["content"] for m in earlier if m["role"] in ("system", "developer"))
+        history = [
+            {"role": m["role"], "content": m["content"]}
+            for m in earlier
+            if m["role"] in ("user", "assistant") and m.get("content")
+        ]
+        prepared = services.reply_prepare(
+            tenant=self.tenant,
+            bot=bot,
+            conversation=conversation,
+            user_message=last["content"],
+            metadata=params["metadata"],
+            end_user_id=params.get("user", ""),
+            # The client sends the history (as with OpenAI); without any, a continued conversation's is used.
+            history=history if history or conversation is None else None,
+            extra_instructions=extra_instructions,
+            temperature=params.get("temperature"),
+            max_tokens=params.get("max_completion_tokens") or params.get("max_tokens"),
+            started_at=self.started_at,
+        )
+        if params["stream"]:
+            request_id = request._request.request_id
+            include_usage = bool((params.get("stream_options") or {}).get("include_usage"))
+            return _stream_response(
+                lambda: streaming.openai_sse(
+                    prepared, model_name=bot.public_id, include_usage=include_usage, request_id=request_id
+                ),
+                request,
+            )
+        message = services.reply_generate(prepared)
+        return Response(openai_completion(message, model_name=bot.public_id))
+
+
+class ModelListView(TenantAPIView):
+    """The tenant's bots as OpenAI models, so `client.models.list()` shows what `model` can be."""
+
+    @extend_schema(operation_id="models_list", summary="List the bots as models", responses=ModelListSerializer)
+    def get(self, request):
+        bots = bot_list(tenant=self.tenant).select_related("tenant").order_by("-id")
+        return Response(list_body([_model_object(bot) for bot in bots], has_more=False, next_cursor=None))
+
+
+class ModelDetailView(TenantAPIView):
+    @extend_schema(operation_id="models_retrieve", summary="Get a bot as a model", responses=ModelObjectSerializer)
+    def get(self, request, id):
+        return Response(_model_object(bot_get(tenant=self.tenant, public_id=id)))
+
+
+class ConversationViewSet(mixins.ListModelMixin, TenantViewSet):
+    serializer_class = ConversationSerializer
+    queryset = Conversation.objects.none()
+    not_found_code = "conversation_not_found"
+    not_found_message = "No such conversation."
+
+    def safely_get_queryset(self, tenant):
+        return selectors.conversation_list(tenant=tenant)
+
+    @extend_schema(
+        operation_id="conversations_list",
+        summary="List conversations",
+        parameters=[
+            OpenApiParameter("bot_id", str, description="Only this bot's conversations."),
+            OpenApiParameter("created_after", OpenApiTypes.DATETIME, description="Created after (ISO 8601)."),
+            OpenApiParameter("created_before", OpenApiTypes.DATETIME, description="Created before (ISO 8601)."),
+            OpenApiParameter("has_lead", bool, description="Only those with (true) or without (false) a lead."),
+        ],
+    )
+    def list(self, request, *args, **kwargs):
+        filters = ConversationFilterSerializer(data=request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        queryset = selectors.conversation_list(tenant=self.tenant, **filters.validated_data)
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(ConversationSerializer(page, many=True).data)
+
+    @extend_schema(operation_id="conversations_retrieve", summary="Get a conversation")
+    def retrieve(self, request, id):
+        return Response(ConversationSerializer(self.get_object()).data)
+
+    @extend_schema(
+        operation_id="conversations_delete",
+        summary="Delete a conversation with its messages and leads",
+        responses={200: ConversationDeletedSerializer},
+    )
+    def destroy(self, request, id):
+        conversation = self.get_object()
+        services.conversation_delete(conversation=conversation)
+        return Response({"id": id, "object": "conversation", "deleted": True})
+
+    @extend_schema(
+        operation_id="conversations_messages_list",
+        summary="List a conversation's messages",
+        parameters=[
+            OpenApiParameter("order", str, enum=["asc", "desc"], description="`asc` (default): oldest first."),
+            OpenApiParameter("limit", int, description="Items per page, 1–100 (default 20)."),
+            OpenApiParameter("cursor", str, description="The `next_cursor` of the previous page."),
+        ],
+        responses=MessageListSerializer,
+    )
+    def messages(self, request, id):
+        conversation = self.get_object()
+        order = MessageOrderSerializer(data=request.query_params.dict())
+        order.is_valid(raise_exception=True)
+        rows, has_more, next_cursor = paginate_queryset(
+            selectors.message_list(conversation=conversation),
+            request,
+            ascending=order.validated_data["order"] == "asc",
+        )
+        return Response(list_body(MessageSerializer(rows, many=True).data, has_more=has_more, next_cursor=next_cursor))
+
+    @extend_schema(
+        operation_id="conversations_messages_feedback",
+        summary="Rate an assistant message",
+        request=FeedbackInputSerializer,
+        responses=MessageSerializer,
+    )
+    def feedback(self, request, id, message_id):
+        conversation = self.get_object()
+        message = selectors.message_get(conversation=conversation, public_id=message_id)
+        data = FeedbackInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        message = services.message_feedback_set(
+            message=message, rating=data.validated_data["rating"], comment=data.validated_data.get("comment")
+        )
+        return Response(MessageSerializer(message).data)
