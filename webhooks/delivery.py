@@ -1,0 +1,345 @@
+"""Delivery: fan an event out to its endpoints, send one attempt, schedule retries, sweep up what was missed.
+
+Each step is safe to run twice and from several workers at once:
+
+* `event_dispatch` locks the event row and creates at most one `Delivery` per
+  event and endpoint (a unique constraint).
+* `webhook_delivery_send` claims one attempt with a conditional UPDATE
+  (`pending` and due → `sending`, attempts + 1, a lease); a second worker's
+  UPDATE matches no row and it stops. The HTTP request runs outside any
+  transaction; its result is written only while the claim is still ours.
+* `webhook_sweep` (Celery beat) dispatches events whose task was never queued
+  (broker down), re-queues due retries, and returns deliveries whose worker
+  died mid-attempt (lease expired) to `pending`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from webhooks import queueing, services, transport
+from webhooks.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
+from webhooks.selectors import webhook_endpoints_subscribed
+from webhooks.signing import event_body, signed_headers
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_STATUSES = (429, 503)
+INTERRUPTED_ERROR = "Interrupted: the worker was lost before it recorded a result."
+
+
+# --- fan-out -------------------------------------------------------------------
+
+
+def event_dispatch(*, event_id: int) -> list[int]:
+    """Create the event's deliveries (one per subscribed, enabled endpoint) and queue them.
+
+    Returns the ids of the deliveries queued. A second call finds the event
+    dispatched (or locked by the first) and does nothing.
+    """
+    with transaction.atomic():
+        event = (
+            Event.objects.select_for_update(skip_locked=True)
+            .filter(pk=event_id, dispatched_at__isnull=True)
+            .only("pk", "tenant_id", "type")
+            .first()
+        )
+        if event is None:
+            return []
+        now = timezone.now()
+        endpoint_ids = list(
+            webhook_endpoints_subscribed(tenant_id=event.tenant_id, event_type=event.type).values_list("pk", flat=True)
+        )
+        Delivery.objects.bulk_create(
+            [
+                Delivery(endpoint_id=endpoint_id, event_id=event.pk, next_attempt_at=now, queued_at=now)
+                for endpoint_id in endpoint_ids
+            ],
+            ignore_conflicts=True,
+        )
+        Event.objects.filter(pk=event.pk).update(dispatched_at=now)
+        delivery_ids = list(
+            Delivery.objects.filter(event_id=event.pk, status=Delivery.Status.PENDING, attempts=0).values_list(
+                "pk", flat=True
+            )
+        )
+    queueing.deliveries_send_enqueue(delivery_ids)
+    return delivery_ids
+
+
+# --- one attempt ------------------------------------------------------------------
+
+
+def _claim(delivery_id: int, now: datetime) -> Delivery | None:
+    lease = timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS + settings.WEBHOOK_CLAIM_GRACE_SECONDS)
+    claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING, next_attempt_at__lte=now).update(
+        status=Delivery.Status.SENDING,
+        attempts=F("attempts") + 1,
+        claimed_until=now + lease,
+        last_attempt_at=now,
+        queued_at=None,
+    )
+    if not claimed:
+        return None
+    delivery = Delivery.objects.select_related("endpoint", "event").get(pk=delivery_id)
+    if not delivery.endpoint.enabled:
+        # Disabled since it was queued: hand the attempt back; re-enabling resumes it.
+        Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.SENDING, attempts=delivery.attempts).update(
+            status=Delivery.Status.PENDING, attempts=F("attempts") - 1, claimed_until=None
+        )
+        return None
+    return delivery
+
+
+def webhook_delivery_send(*, delivery_id: int) -> Delivery | None:
+    """Make the delivery's next attempt if it is due and no other worker is making it.
+
+    Returns the delivery after the attempt, or None when there was nothing to do.
+    """
+    now = timezone.now()
+    delivery = _claim(delivery_id, now)
+    if delivery is None:
+        return None
+    endpoint, number = delivery.endpoint, delivery.attempts
+    body = event_body(delivery.event)
+    headers = signed_headers(
+        secrets=endpoint.signing_secrets(now), msg_id=delivery.event.public_id, timestamp=int(time.time()), body=body
+    )
+    result = transport.post(
+        url=endpoint.url,
+        body=body,
+        headers=headers,
+        timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
+        allow_private=settings.ALLOW_PRIVATE_URLS,
+    )
+    try:
+        _record_attempt(delivery=delivery, number=number, started_at=now, result=result)
+    except IntegrityError:
+        # The endpoint (and its deliveries) was deleted while the request was in flight.
+        logger.info("Delivery %s was deleted during its attempt; result dropped.", delivery_id)
+        return None
+    delivery.refresh_from_db()
+    return delivery
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """`Retry-After` as seconds from now: delta-seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max((when - now).total_seconds(), 0.0)
+
+
+def retry_delay(*, number: int, result: transport.PostResult, now: datetime) -> float | None:
+    """Seconds until the next attempt after failed attempt `number`, or None when retries are exhausted."""
+    schedule = settings.WEBHOOK_RETRY_SCHEDULE
+    if number > len(schedule):
+        return None
+    if result.status_code in RETRY_AFTER_STATUSES:
+        asked = retry_after_seconds(result.headers.get("retry-after"), now)
+        if asked is not None:
+            return min(max(asked, 1.0), settings.WEBHOOK_RETRY_AFTER_MAX_SECONDS)
+    jitter = settings.WEBHOOK_RETRY_JITTER
+    return schedule[number - 1] * random.uniform(1 - jitter, 1 + jitter)
+
+
+def _record_attempt(*, delivery: Delivery, number: int, started_at: datetime, result: transport.PostResult):
+    now = timezone.now()
+    endpoint = delivery.endpoint
+    error = result.error
+    if result.status_code is not None and not result.succeeded:
+        location = result.headers.get("location")
+        error = f"Redirect to {location} not followed." if 300 <= result.status_code < 400 and location else ""
+    gone = result.status_code == 410
+    if result.succeeded:
+        status, next_attempt_at = Delivery.Status.SUCCEEDED, None
+    else:
+        delay = None if gone else retry_delay(number=number, result=result, now=now)
+        if delay is None:
+            status, next_attempt_at = Delivery.Status.FAILED, None
+        else:
+            status, next_attempt_at = Delivery.Status.PENDING, now + timedelta(seconds=delay)
+    with transaction.atomic():
+        Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING, attempts=number).update(
+            status=status,
+            next_attempt_at=next_attempt_at,
+            claimed_until=None,
+            last_response_code=result.status_code,
+            last_duration_ms=result.duration_ms,
+            last_error=error[:500],
+            completed_at=now if status in (Delivery.Status.SUCCEEDED, Delivery.Status.FAILED) else None,
+        )
+        # An "interrupted" row left by the sweep for this number is replaced by what really happened.
+        DeliveryAttempt.objects.bulk_create(
+            [
+                DeliveryAttempt(
+                    delivery_id=delivery.pk,
+                    number=number,
+                    outcome=DeliveryAttempt.Outcome.SUCCEEDED if result.succeeded else DeliveryAttempt.Outcome.FAILED,
+                    started_at=started_at,
+                    duration_ms=result.duration_ms,
+                    url=endpoint.url,
+                    response_status=result.status_code,
+                    response_body=result.body,
+                    error=error[:500],
+                )
+            ],
+            update_conflicts=True,
+            unique_fields=["delivery", "number"],
+            update_fields=["outcome", "duration_ms", "response_status", "response_body", "error"],
+        )
+        if result.succeeded:
+            WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=False).update(failing_since=None)
+        else:
+            _endpoint_record_failure(endpoint=endpoint, gone=gone, now=now)
+
+
+def _endpoint_record_failure(*, endpoint: WebhookEndpoint, gone: bool, now: datetime) -> None:
+    WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=True).update(failing_since=now)
+    if gone:
+        webhook_endpoint_disable(endpoint=endpoint, reason=WebhookEndpoint.DisabledReason.GONE)
+        return
+    failing_too_long = now - timedelta(seconds=settings.WEBHOOK_DISABLE_AFTER_SECONDS)
+    if WebhookEndpoint.objects.filter(pk=endpoint.pk, enabled=True, failing_since__lte=failing_too_long).exists():
+        webhook_endpoint_disable(endpoint=endpoint, reason=WebhookEndpoint.DisabledReason.FAILING)
+
+
+@transaction.atomic
+def webhook_endpoint_disable(*, endpoint: WebhookEndpoint, reason: str) -> bool:
+    """Disable an enabled endpoint and record a `webhook.disabled` event. False if it was already disabled."""
+    now = timezone.now()
+    disabled = WebhookEndpoint.objects.filter(pk=endpoint.pk, enabled=True).update(
+        enabled=False, disabled_reason=reason, disabled_at=now, updated_at=now
+    )
+    if not disabled:
+        return False
+    endpoint.refresh_from_db()
+    services.event_emit(
+        tenant=endpoint.tenant,
+        type="webhook.disabled",
+        data={
+            "id": endpoint.public_id,
+            "object": "webhook_endpoint",
+            "url": endpoint.url,
+            "disabled_reason": reason,
+            "failing_since": endpoint.failing_since.isoformat().replace("+00:00", "Z")
+            if endpoint.failing_since
+            else None,
+            "disabled_at": now.isoformat().replace("+00:00", "Z"),
+        },
+    )
+    return True
+
+
+# --- the sweep ------------------------------------------------------------------------
+
+
+def deliveries_claim_for_queue(*, endpoint_id: int | None = None, now: datetime | None = None) -> list[int]:
+    """Mark a batch of due deliveries of enabled endpoints as queued now and return their ids.
+
+    A delivery queued less than `WEBHOOK_REQUEUE_AFTER_SECONDS` ago is left
+    alone: its message is presumably still on the queue.
+    """
+    now = now or timezone.now()
+    requeue_before = now - timedelta(seconds=settings.WEBHOOK_REQUEUE_AFTER_SECONDS)
+    due = Delivery.objects.filter(
+        status=Delivery.Status.PENDING,
+        next_attempt_at__lte=now,
+        endpoint__enabled=True,
+    ).filter(Q(queued_at__isnull=True) | Q(queued_at__lt=requeue_before))
+    if endpoint_id is not None:
+        due = due.filter(endpoint_id=endpoint_id)
+    with transaction.atomic():
+        ids = list(
+            due.select_for_update(skip_locked=True, of=("self",))
+            .order_by("next_attempt_at")
+            .values_list("pk", flat=True)[: settings.WEBHOOK_SWEEP_BATCH_SIZE]
+        )
+        Delivery.objects.filter(pk__in=ids).update(queued_at=now)
+    return ids
+
+
+def deliveries_recover_interrupted(*, now: datetime | None = None) -> int:
+    """Return deliveries whose lease expired mid-attempt (worker killed) to `pending`, due now.
+
+    The lost attempt is logged as `interrupted` and counts towards the retry
+    limit, so a delivery that kills its worker every time still ends.
+    """
+    now = now or timezone.now()
+    stuck = list(
+        Delivery.objects.filter(status=Delivery.Status.SENDING, claimed_until__lt=now)
+        .select_related("endpoint")
+        .order_by("claimed_until")[: settings.WEBHOOK_SWEEP_BATCH_SIZE]
+    )
+    recovered = 0
+    for delivery in stuck:
+        exhausted = delivery.attempts > len(settings.WEBHOOK_RETRY_SCHEDULE)
+        with transaction.atomic():
+            updated = Delivery.objects.filter(
+                pk=delivery.pk, status=Delivery.Status.SENDING, attempts=delivery.attempts, claimed_until__lt=now
+            ).update(
+                status=Delivery.Status.FAILED if exhausted else Delivery.Status.PENDING,
+                next_attempt_at=None if exhausted else now,
+                completed_at=now if exhausted else None,
+                claimed_until=None,
+                queued_at=None,
+                last_response_code=None,
+                last_duration_ms=None,
+                last_error=INTERRUPTED_ERROR,
+            )
+            if updated:
+                DeliveryAttempt.objects.get_or_create(
+                    delivery_id=delivery.pk,
+                    number=delivery.attempts,
+                    defaults={
+                        "outcome": DeliveryAttempt.Outcome.INTERRUPTED,
+                        "started_at": delivery.last_attempt_at or now,
+                        "url": delivery.endpoint.url,
+                        "error": INTERRUPTED_ERROR,
+                    },
+                )
+                recovered += 1
+    return recovered
+
+
+def events_undispatched(*, now: datetime | None = None) -> list[int]:
+    """Events older than the dispatch grace that were never fanned out (their task was lost or never queued)."""
+    now = now or timezone.now()
+    older_than = now - timedelta(seconds=settings.WEBHOOK_DISPATCH_GRACE_SECONDS)
+    return list(
+        Event.objects.filter(dispatched_at__isnull=True, created_at__lte=older_than)
+        .order_by("pk")
+        .values_list("pk", flat=True)[: settings.WEBHOOK_SWEEP_BATCH_SIZE]
+    )
+
+
+def webhook_sweep() -> dict[str, int]:
+    """The periodic safety net: recover interrupted attempts, dispatch missed events, queue due deliveries."""
+    recovered = deliveries_recover_interrupted()
+    dispatched = 0
+    for event_id in events_undispatched():
+        event_dispatch(event_id=event_id)
+        dispatched += 1
+    queued = queueing.deliveries_send_enqueue(deliveries_claim_for_queue())
+    if recovered or dispatched or queued:
+        logger.info(
+            "Webhook sweep: %s interrupted, %s events dispatched, %s deliveries queued.", recovered, dispatched, queued
+        )
+    return {"recovered": recovered, "dispatched": dispatched, "queued": queued}
