@@ -285,3 +285,48 @@ if CHAT_MAX_MESSAGE_CHARS < 1 or CHAT_HISTORY_TOKEN_BUDGET < 0 or CHAT_HEARTBEAT
     raise ImproperlyConfigured(
         "CHAT_MAX_MESSAGE_CHARS, CHAT_HISTORY_TOKEN_BUDGET and CHAT_HEARTBEAT_SECONDS must be positive."
     )
+
+# --- webhooks ---
+# Delivery: per-request deadline; retry delays (seconds after attempt 1, 2, ...; one retry per entry) with ±jitter.
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+WEBHOOK_RETRY_SCHEDULE = env.list(
+    "WEBHOOK_RETRY_SCHEDULE", cast=float, default=[5, 300, 1800, 7200, 18000, 36000, 36000]
+)
+WEBHOOK_RETRY_JITTER = env.float("WEBHOOK_RETRY_JITTER", default=0.2)
+WEBHOOK_RETRY_AFTER_MAX_SECONDS = env.float("WEBHOOK_RETRY_AFTER_MAX_SECONDS", default=86400.0)
+# An endpoint failing without a success for this long is disabled (`webhook.disabled`).
+WEBHOOK_DISABLE_AFTER_SECONDS = env.float("WEBHOOK_DISABLE_AFTER_SECONDS", default=5 * 24 * 3600.0)
+WEBHOOK_SECRET_ROTATION_GRACE_SECONDS = env.float("WEBHOOK_SECRET_ROTATION_GRACE_SECONDS", default=24 * 3600.0)
+WEBHOOK_MAX_ENDPOINTS = env.int("WEBHOOK_MAX_ENDPOINTS", default=20)
+# A claimed attempt whose worker died is retried once its lease (time-out + this) has run out.
+WEBHOOK_CLAIM_GRACE_SECONDS = env.float("WEBHOOK_CLAIM_GRACE_SECONDS", default=30.0)
+# The beat sweep: how often; how old an undispatched event must be; when a queued delivery counts as lost.
+WEBHOOK_SWEEP_INTERVAL_SECONDS = env.float("WEBHOOK_SWEEP_INTERVAL_SECONDS", default=10.0)
+WEBHOOK_DISPATCH_GRACE_SECONDS = env.float("WEBHOOK_DISPATCH_GRACE_SECONDS", default=10.0)
+WEBHOOK_REQUEUE_AFTER_SECONDS = env.float("WEBHOOK_REQUEUE_AFTER_SECONDS", default=120.0)
+WEBHOOK_SWEEP_BATCH_SIZE = env.int("WEBHOOK_SWEEP_BATCH_SIZE", default=500)
+if (
+    not WEBHOOK_RETRY_SCHEDULE
+    or min(WEBHOOK_RETRY_SCHEDULE) < 0
+    or WEBHOOK_TIMEOUT_SECONDS <= 0
+    or not 0 <= WEBHOOK_RETRY_JITTER < 1
+    or WEBHOOK_SWEEP_INTERVAL_SECONDS <= 0
+    or WEBHOOK_SWEEP_BATCH_SIZE < 1
+):
+    raise ImproperlyConfigured(
+        "WEBHOOK_RETRY_SCHEDULE must list non-negative seconds, WEBHOOK_TIMEOUT_SECONDS and "
+        "WEBHOOK_SWEEP_INTERVAL_SECONDS must be positive, WEBHOOK_RETRY_JITTER in [0, 1), WEBHOOK_SWEEP_BATCH_SIZE >= 1."
+    )
+CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {
+    "task": "webhooks.sweep",
+    "schedule": WEBHOOK_SWEEP_INTERVAL_SECONDS,
+    "options": {"queue": "webhooks", "expires": WEBHOOK_SWEEP_INTERVAL_SECONDS},
+}
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "WebhookDeliveryStatusEnum": "webhooks.models.Delivery.Status",
+        "WebhookEventTypeEnum": "webhooks.event_types.SUBSCRIBABLE",
+        "WebhookDeliveryAttemptOutcomeEnum": "webhooks.models.DeliveryAttempt.Outcome",
+        "WebhookDisabledReasonEnum": "webhooks.serializers.DISABLED_REASONS",
+    }
+)
