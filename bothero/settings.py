@@ -330,3 +330,26 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
         "WebhookDisabledReasonEnum": "webhooks.serializers.DISABLED_REASONS",
     }
 )
+
+# --- analytics ---
+from celery.schedules import crontab  # noqa: E402  (only the analytics beat entry needs it)
+
+# Daily rollups (analytics/): beat runs hourly at this minute and rolls up every tenant whose rollups stop
+# before yesterday; each run re-rolls the last LOOKBACK days (late feedback, deletions) and does at most
+# MAX_DAYS_PER_RUN days per tenant (a long backfill continues on the next run).
+ANALYTICS_ROLLUP_MINUTE = env.int("ANALYTICS_ROLLUP_MINUTE", default=7)
+ANALYTICS_ROLLUP_LOOKBACK_DAYS = env.int("ANALYTICS_ROLLUP_LOOKBACK_DAYS", default=7)
+ANALYTICS_ROLLUP_MAX_DAYS_PER_RUN = env.int("ANALYTICS_ROLLUP_MAX_DAYS_PER_RUN", default=400)
+if (
+    not 0 <= ANALYTICS_ROLLUP_MINUTE <= 59
+    or ANALYTICS_ROLLUP_LOOKBACK_DAYS < 1
+    or ANALYTICS_ROLLUP_MAX_DAYS_PER_RUN < 1
+):
+    raise ImproperlyConfigured(
+        "ANALYTICS_ROLLUP_MINUTE must be 0–59; ANALYTICS_ROLLUP_LOOKBACK_DAYS and "
+        "ANALYTICS_ROLLUP_MAX_DAYS_PER_RUN must be at least 1."
+    )
+CELERY_BEAT_SCHEDULE["analytics-rollup"] = {
+    "task": "analytics.rollup_due_tenants",
+    "schedule": crontab(minute=ANALYTICS_ROLLUP_MINUTE),
+}

@@ -1,0 +1,86 @@
+"""Leads as CSV, streamed in keyset-paginated chunks, safe to open in a spreadsheet.
+
+Cells that a spreadsheet would run as a formula (starting with = + - @, a tab
+or a carriage return) get a leading single quote (OWASP's CSV-injection advice);
+commas, quotes and newlines are quoted by the csv module. The file starts with a
+UTF-8 byte-order mark so that Excel reads non-ASCII names correctly.
+"""
+
+import csv
+
+from asgiref.sync import sync_to_async
+
+from analytics.serializers import LeadSerializer
+
+CSV_COLUMNS = [
+    "id",
+    "name",
+    "email",
+    "phone",
+    "bot_id",
+    "conversation_id",
+    "captured_at",
+    "message_id",
+    "message",
+]
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+BYTE_ORDER_MARK = "\ufeff"
+CHUNK_SIZE = 500
+
+
+def csv_safe(value) -> str:
+    """A cell's text, with a leading quote when a spreadsheet would read it as a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+class _Line:
+    """A file-like object whose write returns its argument, so csv.writer yields lines instead of storing them."""
+
+    def write(self, text: str) -> str:
+        return text
+
+
+_writer = csv.writer(_Line())
+
+
+def csv_line(values) -> str:
+    return _writer.writerow([csv_safe(value) for value in values])
+
+
+def csv_header() -> str:
+    return BYTE_ORDER_MARK + _writer.writerow(CSV_COLUMNS)
+
+
+def csv_rows(leads) -> str:
+    rows = LeadSerializer(leads, many=True).data
+    return "".join(csv_line(row[column] for column in CSV_COLUMNS) for row in rows)
+
+
+def csv_chunk(leads, after_pk: int | None) -> tuple[str, int | None]:
+    """The CSV of the next chunk of leads, newest first, after `after_pk`; ("", None) at the end."""
+    page = leads.order_by("-pk")
+    if after_pk is not None:
+        page = page.filter(pk__lt=after_pk)
+    chunk = list(page[:CHUNK_SIZE])
+    if not chunk:
+        return "", None
+    return csv_rows(chunk), chunk[-1].pk
+
+
+def iter_leads_csv(leads):
+    """The whole CSV, chunk by chunk (for WSGI servers and the test client)."""
+    yield csv_header()
+    text, after = csv_chunk(leads, None)
+    while after is not None:
+        yield text
+        text, after = csv_chunk(leads, after)
+
+
+async def aiter_leads_csv(leads):
+    """The same CSV as an async iterator, so ASGI servers stream it instead of buffering it whole."""
+    yield csv_header()
+    text, after = await sync_to_async(csv_chunk)(leads, None)
+    while after is not None:
+        yield text
+        text, after = await sync_to_async(csv_chunk)(leads, after)
