@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 from bothero import health
 from bothero.api.errors import route_not_found
@@ -11,7 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path(
         "v1/openapi.json",
-        SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[], throttle_classes=[]),
+        SpectacularJSONAPIView.as_view(authentication_classes=[], permission_classes=[], throttle_classes=[]),
         name="openapi-schema",
     ),
     path(

@@ -61,8 +61,16 @@ def uvicorn_server(**env_overrides: str):
     """Serve the ASGI app with uvicorn on a free loopback port; yields the base URL."""
     port = free_port()
     proc = subprocess.Popen(
-        [str(BIN / "uvicorn"), "bothero.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning"],
+        [
+            str(BIN / "uvicorn"),
+            "bothero.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
         cwd=BASE_DIR,
         env=process_env(**env_overrides),
     )
@@ -94,8 +102,23 @@ def celery_worker(*, queues: str = "celery", concurrency: int = 1, pool: str = "
     log_path.parent.mkdir(exist_ok=True)
     log = open(log_path, "w+")
     proc = subprocess.Popen(
-        [str(BIN / "celery"), "-A", "bothero", "worker", "-Q", queues, "-c", str(concurrency), "-P", pool,
-         "-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        [
+            str(BIN / "celery"),
+            "-A",
+            "bothero",
+            "worker",
+            "-Q",
+            queues,
+            "-c",
+            str(concurrency),
+            "-P",
+            pool,
+            "-l",
+            "info",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
         cwd=BASE_DIR,
         env=process_env(CELERY_TASK_ALWAYS_EAGER="false", **env_overrides),
         stdout=log,

@@ -1,0 +1,71 @@
+"""Cursor pagination: newest first, the list shape, limits, and stability while rows are added."""
+
+import pytest
+
+from bothero.testing.factories import BotFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def page(client, **params):
+    response = client.get("/v1/bots", params)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def test_the_list_shape_is_object_data_has_more_next_cursor(alice):
+    body = page(alice.client)
+    assert body == {"object": "list", "data": [], "has_more": False, "next_cursor": None}
+
+
+def test_pages_are_newest_first_and_end_without_a_cursor(alice):
+    bots = [BotFactory(tenant=alice.tenant).public_id for _ in range(5)]
+    first = page(alice.client, limit=2)
+    assert [b["id"] for b in first["data"]] == bots[::-1][:2]
+    assert first["has_more"] is True
+    second = page(alice.client, limit=2, cursor=first["next_cursor"])
+    third = page(alice.client, limit=2, cursor=second["next_cursor"])
+    assert [b["id"] for b in second["data"] + third["data"]] == bots[::-1][2:]
+    assert third["has_more"] is False
+    assert third["next_cursor"] is None
+
+
+def test_paging_stays_stable_while_rows_are_added(alice):
+    original = [BotFactory(tenant=alice.tenant).public_id for _ in range(7)]
+    seen = []
+    body = page(alice.client, limit=3)
+    seen += [b["id"] for b in body["data"]]
+    while body["has_more"]:
+        # New rows arrive between pages: they are newer than the cursor, so they appear on no later page.
+        BotFactory.create_batch(2, tenant=alice.tenant)
+        body = page(alice.client, limit=3, cursor=body["next_cursor"])
+        seen += [b["id"] for b in body["data"]]
+    assert seen == original[::-1]  # no duplicates, no gaps, same order
+
+
+def test_a_page_never_shows_another_tenants_rows(alice, charlie):
+    BotFactory.create_batch(3, tenant=charlie.tenant)
+    mine = BotFactory(tenant=alice.tenant)
+    assert [b["id"] for b in page(alice.client, limit=100)["data"]] == [mine.public_id]
+
+
+def test_the_default_limit_is_20_and_the_largest_is_100(alice):
+    BotFactory.create_batch(21, tenant=alice.tenant)
+    assert len(page(alice.client)["data"]) == 20
+    assert len(page(alice.client, limit=100)["data"]) == 21
+
+
+@pytest.mark.parametrize("limit", ["0", "101", "-1", "ten", "1.5"])
+def test_a_limit_outside_1_to_100_is_a_400(alice, limit):
+    response = alice.client.get("/v1/bots", {"limit": limit})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_limit"
+    assert response.json()["error"]["param"] == "limit"
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "eyJhZnRlciI6ICJ4In0", "e30", "!!!"])
+def test_a_cursor_that_was_not_issued_is_a_400(alice, cursor):
+    response = alice.client.get("/v1/bots", {"cursor": cursor})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_cursor"
+    assert response.json()["error"]["param"] == "cursor"
