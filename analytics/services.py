@@ -74,7 +74,7 @@ def rollup_tenant(*, tenant, today: date | None = None) -> list[date]:
     advances after each one, so an interrupted run resumes where it stopped.
     The last `ANALYTICS_ROLLUP_LOOKBACK_DAYS` days are recomputed whenever a new
     day is rolled up, to pick up feedback and deletions that came late. At most
-    `ANALYTICS_ROLLUP_MAX_DAYS_PER_RUN` days are done per call. Returns the days done.
+    `ANALYTICS_ROLLUP_MAX_DAYS_PER_RUN` new days are done per call. Returns the days done.
     """
     today = today or timezone.now().astimezone(UTC).date()
     yesterday = today - timedelta(days=1)
@@ -91,10 +91,13 @@ def rollup_tenant(*, tenant, today: date | None = None) -> list[date]:
     else:
         lookback = settings.ANALYTICS_ROLLUP_LOOKBACK_DAYS
         first = min(through + timedelta(days=1), yesterday - timedelta(days=lookback - 1))
-    done = []
+    done, new_days = [], 0
     day = first
-    while day <= yesterday and len(done) < settings.ANALYTICS_ROLLUP_MAX_DAYS_PER_RUN:
+    # The cap counts new days only: re-rolling the lookback window must not stall a backfill.
+    while day <= yesterday and new_days < settings.ANALYTICS_ROLLUP_MAX_DAYS_PER_RUN:
         rollup_day(tenant=tenant, day=day, advance_watermark=True)
         done.append(day)
+        if through is None or day > through:
+            new_days += 1
         day += timedelta(days=1)
     return done
