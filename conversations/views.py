@@ -19,6 +19,7 @@ from rest_framework.response import Response
 
 from bothero.api.pagination import list_body, paginate_queryset
 from bothero.api.views import TenantAPIView, TenantViewSet
+from bothero.errors import NotFoundError
 from bots.selectors import bot_get, bot_list
 from conversations import selectors, services, streaming
 from conversations.models import Conversation
@@ -150,7 +151,11 @@ class ChatCompletionsView(TenantAPIView):
         data = OpenAIChatRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         params = data.validated_data
-        bot = bot_get(tenant=self.tenant, public_id=params["model"])
+        try:
+            bot = bot_get(tenant=self.tenant, public_id=params["model"])
+        except NotFoundError as exc:
+            exc.param = "model"
+            raise
         conversation = None
         if params.get("conversation_id"):
             conversation = selectors.conversation_get(tenant=self.tenant, public_id=params["conversation_id"], bot=bot)

@@ -112,7 +112,9 @@ class LLMStub:
         return f"http://{self._server.server_address[0]}:{self.port}/v1"
 
     def start(self) -> LLMStub:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="llm-stub", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="llm-stub", daemon=True
+        )
         self._thread.start()
         return self
 

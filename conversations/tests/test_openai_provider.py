@@ -1,0 +1,188 @@
+"""The `openai` provider against a real OpenAI-compatible server on loopback (conversations.testing.llm_server)."""
+
+from bothero.testing.factories import ConversationFactory, MessageFactory
+from conversations.models import Message
+from conversations.prompt import MESSAGE_OVERHEAD_TOKENS, count_tokens
+
+from .conftest import parse_sse, streamed_body
+
+
+def chat(client, **body):
+    return client.post("/v1/chat/completions", body, format="json")
+
+
+def test_it_answers_with_the_models_text_and_reported_usage(alice, faq_bot, openai_provider):
+    openai_provider.reply = "We open at 10 AM on Saturdays [chk_x]."
+    response = chat(alice.client, bot_id=faq_bot.public_id, message="When do you open on Saturday?")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["content"] == "We open at 10 AM on Saturdays [chk_x]."
+    assert body["model"] == faq_bot.model
+    sent = openai_provider.requests[-1]
+    usage = {"prompt_tokens": sum(len(m["content"].split()) for m in sent["messages"]), "completion_tokens": 8}
+    usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    assert body["usage"] == usage  # the stub's own count, passed through
+    assert body["sources"]
+    stored = Message.objects.get(public_id=body["id"])
+    assert (stored.prompt_tokens, stored.completion_tokens) == (usage["prompt_tokens"], 8)
+    assert stored.is_fallback is False
+
+
+def test_the_prompt_holds_instructions_passages_with_ids_and_the_question(alice, faq_bot, openai_provider):
+    response = chat(alice.client, bot_id=faq_bot.public_id, message="How much is express shipping?")
+    sources = response.json()["sources"]
+    sent = openai_provider.requests[-1]
+    assert sent["model"] == faq_bot.model
+    assert sent["temperature"] == faq_bot.temperature
+    assert sent["max_tokens"] == faq_bot.max_tokens
+    system, question = sent["messages"][0], sent["messages"][-1]
+    assert system["role"] == "system"
+    assert system["content"].startswith(faq_bot.instructions)
+    assert faq_bot.fallback_message in system["content"]
+    for source in sources:
+        assert f"[{source['chunk_id']}]" in system["content"]
+    assert "Express shipping arrives the next business day" in system["content"]
+    assert question == {"role": "user", "content": "How much is express shipping?"}
+
+
+def test_llm_model_forces_one_model_for_every_bot(alice, faq_bot, openai_provider, settings):
+    settings.LLM_MODEL = "llama-3.1-8b"
+    body = chat(alice.client, bot_id=faq_bot.public_id, message="Hi").json()
+    assert openai_provider.requests[-1]["model"] == "llama-3.1-8b"
+    assert body["model"] == "llama-3.1-8b"
+
+
+def test_it_counts_tokens_itself_when_the_server_reports_no_usage(alice, faq_bot, openai_provider):
+    openai_provider.report_usage = False
+    openai_provider.reply = "Refunds are paid within 5 business days."
+    body = chat(alice.client, bot_id=faq_bot.public_id, message="Refunds?").json()
+    sent = openai_provider.requests[-1]["messages"]
+    expected_prompt = sum(count_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in sent)
+    assert body["usage"]["prompt_tokens"] == expected_prompt
+    assert body["usage"]["completion_tokens"] == count_tokens("Refunds are paid within 5 business days.")
+
+
+def test_the_models_fallback_answer_is_marked_as_fallback(alice, faq_bot, openai_provider):
+    openai_provider.reply = f'"{faq_bot.fallback_message}"'
+    body = chat(alice.client, bot_id=faq_bot.public_id, message="Who won the 1998 World Cup?").json()
+    assert Message.objects.get(public_id=body["id"]).is_fallback is True
+
+
+def test_an_upstream_error_is_a_502_envelope_and_a_failed_message(alice, faq_bot, openai_provider):
+    openai_provider.fail(500)
+    response = chat(alice.client, bot_id=faq_bot.public_id, message="Refunds?")
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("api_error", "upstream_error")
+    assert error["request_id"] == response["X-Request-Id"]
+    assistant = Message.objects.get(role="assistant")
+    assert (assistant.status, assistant.content) == ("failed", "")
+    assert Message.objects.filter(role="user", content="Refunds?").exists()
+
+
+def test_it_retries_a_rate_limited_or_failing_upstream_with_backoff(alice, faq_bot, openai_provider, settings):
+    settings.LLM_MAX_RETRIES = 2
+    openai_provider.fail(429, retry_after_ms=20)
+    openai_provider.fail(503, retry_after_ms=20)
+    response = chat(alice.client, bot_id=faq_bot.public_id, message="Refunds?")
+    assert response.status_code == 200, response.content
+    assert len(openai_provider.requests) == 3
+
+
+def test_it_gives_up_after_the_configured_retries(alice, faq_bot, openai_provider, settings):
+    settings.LLM_MAX_RETRIES = 1
+    openai_provider.fail(503, times=2, retry_after_ms=20)
+    response = chat(alice.client, bot_id=faq_bot.public_id, message="Refunds?")
+    assert response.status_code == 502
+    assert len(openai_provider.requests) == 2
+
+
+def test_a_silent_upstream_is_a_504(alice, faq_bot, openai_provider, settings):
+    settings.LLM_TIMEOUT_SECONDS = 0.3
+    openai_provider.stall(5)
+    response = chat(alice.client, bot_id=faq_bot.public_id, message="Refunds?")
+    assert response.status_code == 504
+    assert response.json()["error"]["code"] == "upstream_timeout"
+    assert Message.objects.get(role="assistant").status == "failed"
+
+
+def test_an_unreachable_upstream_is_a_502(alice, faq_bot, openai_provider, settings):
+    openai_provider.stop()
+    response = chat(alice.client, bot_id=faq_bot.public_id, message="Refunds?")
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "upstream_error"
+
+
+# --- streaming ----------------------------------------------------------------------------
+
+
+def test_it_streams_the_models_tokens(alice, faq_bot, openai_provider):
+    openai_provider.reply = "Refunds take five business days."
+    response = chat(alice.client, bot_id=faq_bot.public_id, message="Refunds?", stream=True)
+    events = parse_sse(streamed_body(response))
+    deltas = [data["delta"] for name, data in events if name == "message.delta"]
+    assert deltas == ["Refunds", " take", " five", " business", " days."]
+    assert openai_provider.requests[-1]["stream"] is True
+    completed = events[-1][1]
+    assert events[-1][0] == "message.completed"
+    assert completed["content"] == "Refunds take five business days."
+    assert completed["usage"]["completion_tokens"] == 5  # reported by the server in its usage chunk
+
+
+def test_an_upstream_error_while_streaming_is_an_error_event(alice, faq_bot, openai_provider):
+    openai_provider.fail(500)
+    response = chat(alice.client, bot_id=faq_bot.public_id, message="Refunds?", stream=True)
+    assert response.status_code == 200  # the stream had started: its ids and sources were sent
+    events = parse_sse(streamed_body(response))
+    assert [name for name, _ in events] == ["message.start", "error"]
+    assert events[1][1]["error"]["code"] == "upstream_error"
+    assert events[1][1]["error"]["request_id"] == response["X-Request-Id"]
+    assert Message.objects.get(public_id=events[0][1]["id"]).status == "failed"
+
+
+def test_a_stream_that_stalls_midway_keeps_the_partial_answer_as_incomplete(alice, faq_bot, openai_provider, settings):
+    settings.LLM_TIMEOUT_SECONDS = 0.3
+    openai_provider.reply = "one two three four five"
+    openai_provider.stall(5, after_tokens=2)
+    response = chat(alice.client, bot_id=faq_bot.public_id, message="Refunds?", stream=True)
+    events = parse_sse(streamed_body(response))
+    assert [name for name, _ in events] == ["message.start", "message.delta", "message.delta", "error"]
+    assert events[-1][1]["error"]["code"] == "upstream_timeout"
+    stored = Message.objects.get(public_id=events[0][1]["id"])
+    assert (stored.status, stored.content) == ("incomplete", "one two")
+
+
+def test_it_sends_heartbeats_while_the_model_is_silent(alice, faq_bot, openai_provider, settings):
+    settings.CHAT_HEARTBEAT_SECONDS = 0.05
+    openai_provider.delay = 0.4
+    response = chat(alice.client, bot_id=faq_bot.public_id, message="Refunds?", stream=True)
+    events = parse_sse(streamed_body(response))
+    names = [name for name, _ in events]
+    first_delta = names.index("message.delta")
+    assert names[0] == "message.start"
+    assert names[1:first_delta].count("comment") >= 3
+    assert names[-1] == "message.completed"
+
+
+# --- history ----------------------------------------------------------------------------
+
+
+def test_history_is_the_newest_messages_that_fit_the_token_budget(alice, faq_bot, openai_provider, settings):
+    settings.CHAT_HISTORY_TOKEN_BUDGET = 120
+    conversation = ConversationFactory(bot=faq_bot)
+    texts = [f"Message number {index}: " + "words " * (5 + 3 * index) for index in range(12)]
+    for index, text in enumerate(texts):
+        MessageFactory(conversation=conversation, role="user" if index % 2 == 0 else "assistant", content=text)
+    MessageFactory(conversation=conversation, role="assistant", content="half an answ", status="incomplete")
+    response = chat(alice.client, bot_id=faq_bot.public_id, message="And now?", conversation_id=conversation.public_id)
+    assert response.status_code == 200, response.content
+    sent = openai_provider.requests[-1]["messages"]
+    history = [m["content"] for m in sent[1:-1]]
+    costs = [count_tokens(text) + MESSAGE_OVERHEAD_TOKENS for text in texts]
+    # The newest messages, as many as fit; the next older one would not have.
+    kept = len(history)
+    assert 0 < kept < len(texts)
+    assert history == texts[-kept:]
+    assert sum(costs[-kept:]) <= 120 < sum(costs[-kept - 1 :])
+    assert "half an answ" not in history
+    assert sent[-1]["content"] == "And now?"
