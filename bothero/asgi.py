@@ -5,6 +5,9 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bothero.settings")
+# Every ASGI request runs in a fresh thread, where persistent connections cannot be reused:
+# pool them instead (DB_POOL=false turns it off).
+os.environ.setdefault("DB_POOL", "true")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up first)

@@ -242,6 +242,8 @@ KNOWLEDGE_URL_TIMEOUT_SECONDS = env.float("KNOWLEDGE_URL_TIMEOUT_SECONDS", defau
 # The ingestion task: hard time limit (the soft one is 30 s earlier) and retries on transient errors.
 KNOWLEDGE_INGEST_TIME_LIMIT_SECONDS = env.int("KNOWLEDGE_INGEST_TIME_LIMIT_SECONDS", default=900)
 KNOWLEDGE_INGEST_MAX_RETRIES = env.int("KNOWLEDGE_INGEST_MAX_RETRIES", default=5)
+# First retry delay; each next one is 3x longer (10 s, 30 s, 90 s, ...), with ±20 % jitter.
+KNOWLEDGE_INGEST_RETRY_DELAY_SECONDS = env.float("KNOWLEDGE_INGEST_RETRY_DELAY_SECONDS", default=10.0)
 if KNOWLEDGE_INGEST_TIME_LIMIT_SECONDS < 60:
     raise ImproperlyConfigured("KNOWLEDGE_INGEST_TIME_LIMIT_SECONDS must be at least 60.")
 # A `queued` document untouched this long is queued again by the beat sweep (lost message).
@@ -265,6 +267,15 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
 # --- foundation ---
 # An Idempotency-Key still "in progress" after this long belongs to a request that died.
 IDEMPOTENCY_LOCK_TIMEOUT = timedelta(seconds=env.int("IDEMPOTENCY_LOCK_TIMEOUT", default=600))
+# Pooled database connections. Under ASGI each request runs in a thread of its own, so
+# Django's persistent connections (DB_CONN_MAX_AGE) cannot be reused there and every request
+# would open a new PostgreSQL connection; the web process (bothero/asgi.py) turns this on.
+DB_POOL = env.bool("DB_POOL", default=False)
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=20)
+if DB_POOL:
+    if DATABASES["default"]["CONN_MAX_AGE"]:
+        raise ImproperlyConfigured("DB_POOL needs DB_CONN_MAX_AGE=0: a pool and persistent connections do not mix.")
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": DB_POOL_MAX_SIZE, "timeout": 10}
 # Name the foundation's enums in the OpenAPI document (other apps have a `status` too).
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
     {

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import Membership, Tenant
 from bots.models import Bot
+from knowledge.models import Document
 
 pytestmark = pytest.mark.django_db
 
@@ -77,6 +78,7 @@ def test_demo_is_idempotent_and_always_prints_a_working_key():
     tenant = Tenant.objects.get(name="Demo")
     assert tenant.plan.slug == "legend"
     assert Bot.objects.filter(tenant=tenant).count() == 1
+    assert Document.objects.filter(tenant=tenant, title="Acme Widgets FAQ").count() == 1
     first_key, second_key = KEY.search(first).group(1), KEY.search(second).group(1)
     # The key is stored only as a hash, so each run makes a new one and retires the last.
     response = bots_with(second_key)

@@ -102,6 +102,7 @@ def test_the_asgi_server_serves_docs_and_their_assets_offline(transactional_db):
             response = httpx.get(f"{base}{asset}", timeout=10)
             assert response.status_code == 200, asset
             assert len(response.content) > 100
+            assert response.headers["X-Request-Id"].startswith("req_")
         bundle = httpx.get(f"{base}/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js", timeout=10)
         assert "javascript" in bundle.headers["Content-Type"]
         assert httpx.get(f"{base}/static/admin/css/base.css", timeout=10).status_code == 200

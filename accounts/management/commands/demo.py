@@ -1,7 +1,8 @@
-"""Idempotent demo data: a Legend tenant "Demo", an API key and a bot.
+"""Idempotent demo data: a Legend tenant "Demo", an API key and a bot trained on a small FAQ.
 
 The key is stored only as a hash, so a fresh key is made on every run and the
 previous demo keys are revoked; the command prints the new one and a curl.
+The FAQ is added once (the knowledge base skips the same text for the same bot).
 """
 
 from django.core.management.base import BaseCommand
@@ -16,6 +17,27 @@ DEMO_TENANT = "Demo"
 DEMO_KEY_NAME = "Demo key"
 DEMO_BOT = "Demo Support Bot"
 DEMO_OWNER = "demo@bothero.local"
+DEMO_FAQ_TITLE = "Acme Widgets FAQ"
+DEMO_FAQ = """# Acme Widgets FAQ
+
+## Opening hours
+We're open Monday through Friday, 9 AM to 6 PM EST. We are closed on weekends and US public holidays.
+
+## Pricing
+The Basic Widget costs $19. The Pro Widget costs $49 and includes a two-year warranty.
+Volume discounts start at 50 units: email sales@acme.example for a quote.
+
+## Shipping
+Orders placed before 2 PM EST ship the same business day. Standard shipping takes 3 to 5 business days
+and is free on orders over $75.
+
+## Refunds and returns
+You can return any widget within 30 days of delivery for a full refund. Start a return from your order page;
+refunds reach your card within 5 business days of the return arriving.
+
+## Contact
+Email support@acme.example or call +1 555 0100 during opening hours. For urgent issues, use live chat.
+"""
 
 
 class Command(BaseCommand):
@@ -42,12 +64,23 @@ class Command(BaseCommand):
             for old in ApiKey.objects.filter(tenant=tenant, name=DEMO_KEY_NAME, revoked_at__isnull=True):
                 api_key_revoke(tenant=tenant, public_id=old.public_id)
             created = api_key_create(tenant=tenant, name=DEMO_KEY_NAME)
-        self.train_demo_bot(tenant, bot)
+        document = self.train_demo_bot(tenant, bot)
         self.stdout.write(f"Demo tenant: {tenant.public_id}")
         self.stdout.write(f"Demo bot:    {bot.public_id}")
+        self.stdout.write(f"Demo FAQ:    {document.public_id} ({document.status})")
         self.stdout.write(f"Demo API key (shown once): {created.key}")
         self.stdout.write("Try it:")
         self.stdout.write(f'  curl -s {base_url}/v1/bots -H "Authorization: Bearer {created.key}"')
+        self.stdout.write(
+            f'  curl -s {base_url}/v1/chat/completions -H "Authorization: Bearer {created.key}" '
+            f'-H \'Content-Type: application/json\' -d \'{{"bot_id": "{bot.public_id}", '
+            f'"message": "When are you open?"}}\''
+        )
 
     def train_demo_bot(self, tenant, bot):
-        """Give the demo bot its FAQ document (the knowledge app supplies this)."""
+        """Give the demo bot its FAQ document; ingestion runs now (eager Celery) or on a worker."""
+        from knowledge.services import document_create_from_text
+
+        document = document_create_from_text(tenant=tenant, bot=bot, title=DEMO_FAQ_TITLE, text=DEMO_FAQ)
+        document.refresh_from_db()
+        return document
