@@ -3,7 +3,8 @@
 Invariant: a document's chunks exist only while it is `ready`. They are
 written in the same transaction that marks it ready, and deleted in the one
 that takes it out of `ready` (reindex, failure), so a search never sees half
-a document and never needs to join the document's status.
+a document. `LexemeStat` rows (full-text document frequencies per bot) change
+in the same transactions as the chunks.
 """
 
 from django.contrib.postgres.indexes import GinIndex
@@ -120,3 +121,21 @@ class Chunk(models.Model):
 
     def __str__(self):
         return f"{self.document_id}#{self.position}"
+
+
+class LexemeStat(models.Model):
+    """How many of a bot's chunks contain each lexeme: the document frequencies behind full-text IDF weights.
+
+    The row with the empty lexeme holds the bot's total number of chunks.
+    Maintained with the chunks, in the same transactions (see `knowledge.services`).
+    """
+
+    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="+")
+    lexeme = models.TextField(blank=True)
+    chunk_count = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["bot", "lexeme"], name="unique_lexeme_per_bot")]
+
+    def __str__(self):
+        return f"{self.lexeme or '<total>'}: {self.chunk_count}"

@@ -5,8 +5,9 @@ Retrieval (`search`) runs two rankers over one bot's chunks, in one SQL statemen
 * vector: pgvector HNSW, cosine distance, with iterative index scans
   (`hnsw.iterative_scan = relaxed_order`) so the bot filter still yields
   enough neighbours when the bot holds a small share of the index;
-* full text: the chunks' generated `tsvector` (GIN), any query term matching
-  (an OR of the query's lexemes), ranked by `ts_rank_cd`;
+* full text: the chunks' generated `tsvector` (GIN), weighted by each query
+  lexeme's IDF in the bot (`LexemeStat`), a hit having to match a share of
+  the query's weight (see `lexical_plan`);
 
 then fuses the two rankings by reciprocal rank fusion (k = 60). Each passage's
 `score` is its cosine similarity to the query (absolute relevance, 0..1),
@@ -15,6 +16,7 @@ which the bot's `min_score` cuts on.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -81,17 +83,18 @@ _VECTOR_HITS = """
     ) AS nearest
 """
 
-# Chunks of one bot matching any of the query's lexemes, ranked 1..n by cover density.
-_TEXT_HITS = f"""
-    SELECT id, row_number() OVER (ORDER BY text_rank DESC, id) AS rank
+# Chunks of one bot matching enough of the query's weight, ranked 1..n (see `_lexical_plan`).
+_TEXT_HITS = """
+    SELECT id, row_number() OVER (ORDER BY text_score DESC, cover DESC, id) AS rank
     FROM (
-        SELECT id, ts_rank_cd(search_vector, query) AS text_rank
-        FROM knowledge_chunk
-        CROSS JOIN (
-            SELECT replace(plainto_tsquery('{FULLTEXT_CONFIG}', %(query)s)::text, ' & ', ' | ')::tsquery AS query
-        ) AS any_term
-        WHERE bot_id = %(bot_id)s AND search_vector @@ query
-        ORDER BY text_rank DESC
+        SELECT id, text_score, cover FROM (
+            SELECT id, ({score}) AS text_score, ts_rank_cd(search_vector, %(text_candidates)s::tsquery) AS cover
+            FROM knowledge_chunk
+            WHERE bot_id = %(bot_id)s AND search_vector @@ %(text_candidates)s::tsquery
+            LIMIT %(text_scan_limit)s
+        ) AS matching
+        WHERE text_score >= %(text_min_score)s
+        ORDER BY text_score DESC, cover DESC, id
         LIMIT %(candidates)s
     ) AS matched
 """
@@ -106,21 +109,62 @@ _PASSAGES = """
     ORDER BY f.fused DESC, similarity DESC, c.id
 """
 
-_FUSED = f"""
-    SELECT id, sum(1.0 / ({RRF_K} + rank)) AS fused
-    FROM (
-        SELECT id, rank FROM ({_VECTOR_HITS}) AS vector_hits
-        UNION ALL
-        SELECT id, rank FROM ({_TEXT_HITS}) AS text_hits
-    ) AS both_rankings
-    GROUP BY id
+# The query's lexemes (parsed like the chunks' text) with their document frequency in
+# the bot; the empty lexeme brings the bot's total chunk count.
+_QUERY_LEXEMES = f"""
+    SELECT q.lexeme, coalesce(s.chunk_count, 0)
+    FROM unnest(array_append(tsvector_to_array(to_tsvector('{FULLTEXT_CONFIG}', %(query)s)), '')) AS q(lexeme)
+    LEFT JOIN knowledge_lexemestat s ON s.bot_id = %(bot_id)s AND s.lexeme = q.lexeme
 """
 
-_SINGLE = {
-    "vector": f"SELECT id, 1.0 / ({RRF_K} + rank) AS fused FROM ({_VECTOR_HITS}) AS hits",
-    "fulltext": f"SELECT id, 1.0 / ({RRF_K} + rank) AS fused FROM ({_TEXT_HITS}) AS hits",
-    "hybrid": _FUSED,
-}
+# A full-text hit must match at least this share of the query's IDF weight: a chunk
+# sharing only a common word ("widget" in a widget shop) is not a hit.
+MIN_TEXT_MATCH = 0.3
+# Rows scored per full-text search at most (a query made only of very common words).
+TEXT_SCAN_LIMIT = 20000
+
+
+@dataclass(frozen=True)
+class LexicalPlan:
+    """Full-text query for one search: candidate terms, per-term IDF weights and the score to reach."""
+
+    candidate_terms: list[str]
+    weights: dict[str, float]
+    min_score: float
+
+
+def idf(document_frequency: int, total: int) -> float:
+    """BM25's inverse document frequency (always positive)."""
+    return math.log(1 + (total - document_frequency + 0.5) / (document_frequency + 0.5))
+
+
+def lexical_plan(frequencies: dict[str, int], total: int) -> LexicalPlan | None:
+    """Weigh the query's lexemes by IDF and pick the ones a hit must contain at least one of.
+
+    Postgres ranks full-text matches without IDF, so an OR of the query's
+    words lets any chunk sharing a common word in. Instead every lexeme gets its
+    BM25 IDF weight (words the bot has never seen weigh most: a chunk cannot
+    match them, but they still count in the query's total), and a hit must reach
+    `MIN_TEXT_MATCH` of the total. Only the rarest lexemes are needed to find
+    the candidates (MaxScore): the common ones together cannot reach the bar,
+    so every hit contains at least one rare one.
+    """
+    known = sorted((lexeme for lexeme, df in frequencies.items() if df > 0), key=lambda lexeme: frequencies[lexeme])
+    if not known:
+        return None
+    weights = {lexeme: idf(frequencies[lexeme], total) for lexeme in known}
+    min_score = MIN_TEXT_MATCH * sum(weights.values())
+    candidates, rest = [], sum(weights.values())
+    for lexeme in known:
+        candidates.append(lexeme)
+        rest -= weights[lexeme]
+        if rest < min_score:
+            break
+    return LexicalPlan(candidate_terms=candidates, weights=weights, min_score=min_score)
+
+
+def _tsquery_term(lexeme: str) -> str:
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def search(*, tenant, bot, query: str, top_k: int | None = None, min_score: float | None = None) -> list[Passage]:
@@ -153,16 +197,28 @@ def search_ranked(
         "vector": "[" + ",".join(f"{value:.7g}" for value in vector.tolist()) + "]",
         "bot_id": bot.pk,
         "tenant_id": tenant.pk,
-        "query": query,
         "candidates": max(settings.KNOWLEDGE_SEARCH_CANDIDATES, top_k),
     }
     with transaction.atomic(), connection.cursor() as cursor:
-        # Iterative scans keep walking the HNSW graph until enough rows pass the bot filter.
-        cursor.execute(
-            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', %s, true)",
-            [str(max(settings.KNOWLEDGE_HNSW_EF_SEARCH, params["candidates"]))],
+        rankings = []
+        if mode in ("hybrid", "vector"):
+            # Iterative scans keep walking the HNSW graph until enough rows pass the bot filter.
+            cursor.execute(
+                "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+                "set_config('hnsw.ef_search', %s, true)",
+                [str(max(settings.KNOWLEDGE_HNSW_EF_SEARCH, params["candidates"]))],
+            )
+            rankings.append(f"SELECT id, rank FROM ({_VECTOR_HITS}) AS vector_hits")
+        if mode in ("hybrid", "fulltext"):
+            text_hits = _text_hits_sql(cursor, bot=bot, query=query, params=params)
+            if text_hits:
+                rankings.append(f"SELECT id, rank FROM ({text_hits}) AS text_hits")
+        if not rankings:
+            return []
+        fused = (
+            f"SELECT id, sum(1.0 / ({RRF_K} + rank)) AS fused FROM ({' UNION ALL '.join(rankings)}) AS r GROUP BY id"
         )
-        cursor.execute(_PASSAGES.format(ranking=_SINGLE[mode]), params)
+        cursor.execute(_PASSAGES.format(ranking=fused), params)
         rows = cursor.fetchall()
     passages = []
     for _pk, chunk_id, document_id, title, text, position, heading, page, similarity, _fused in rows:
@@ -185,6 +241,27 @@ def search_ranked(
         if len(passages) == top_k:
             break
     return passages
+
+
+def _text_hits_sql(cursor, *, bot, query: str, params: dict) -> str | None:
+    """Plan the full-text ranker for this query; adds its parameters and returns its SQL (None: no hit possible)."""
+    cursor.execute(_QUERY_LEXEMES, {"query": query, "bot_id": bot.pk})
+    frequencies = dict(cursor.fetchall())
+    total = frequencies.pop("", 0)
+    plan = lexical_plan(frequencies, total) if total else None
+    if plan is None:
+        return None
+    score_terms = []
+    for index, (lexeme, weight) in enumerate(plan.weights.items()):
+        params[f"text_term_{index}"] = _tsquery_term(lexeme)
+        params[f"text_weight_{index}"] = weight
+        score_terms.append(
+            f"CASE WHEN search_vector @@ %(text_term_{index})s::tsquery THEN %(text_weight_{index})s ELSE 0 END"
+        )
+    params["text_candidates"] = " | ".join(_tsquery_term(lexeme) for lexeme in plan.candidate_terms)
+    params["text_min_score"] = plan.min_score - 1e-9
+    params["text_scan_limit"] = TEXT_SCAN_LIMIT
+    return _TEXT_HITS.format(score=" + ".join(score_terms))
 
 
 def make_snippet(text: str, limit: int = SNIPPET_CHARS) -> str:

@@ -23,7 +23,7 @@ import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 from django.utils.text import get_valid_filename
@@ -271,11 +271,42 @@ def document_reindex(*, document: Document) -> Document:
     loses its claim and discards its results. URL documents are downloaded again.
     """
     document = Document.objects.select_for_update().select_related("bot", "tenant").get(pk=document.pk)
-    Chunk.objects.filter(document=document).delete()
+    chunks_delete(document=document)
     _reset_for_queue(document)
     document.save()
     _queue_ingestion(document)
     return document
+
+
+def chunks_delete(*, document: Document) -> None:
+    """Delete the document's chunks and take them out of its bot's full-text statistics (in the caller's transaction)."""
+    count = Chunk.objects.filter(document=document).count()
+    if count:
+        _lexeme_stats_change(document=document, sign=-1, chunk_count=count)
+        Chunk.objects.filter(document=document).delete()
+
+
+# Adds (or removes) the document's chunks to the bot's document frequencies. Rows are
+# written in lexeme order, so concurrent writers for one bot lock them in the same order.
+_LEXEME_STATS_CHANGE = """
+    INSERT INTO knowledge_lexemestat (bot_id, lexeme, chunk_count)
+    SELECT %(bot_id)s, lexeme, chunk_count FROM (
+        SELECT word AS lexeme, %(sign)s * ndoc AS chunk_count FROM ts_stat(%(chunks_query)s)
+        UNION ALL
+        SELECT '', %(sign)s * %(total)s
+    ) AS counts
+    ORDER BY lexeme
+    ON CONFLICT (bot_id, lexeme) DO UPDATE SET chunk_count = knowledge_lexemestat.chunk_count + EXCLUDED.chunk_count
+"""
+
+
+def _lexeme_stats_change(*, document: Document, sign: int, chunk_count: int) -> None:
+    chunks_query = f"SELECT search_vector FROM knowledge_chunk WHERE document_id = {int(document.pk)}"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _LEXEME_STATS_CHANGE,
+            {"bot_id": document.bot_id, "sign": sign, "chunks_query": chunks_query, "total": chunk_count},
+        )
 
 
 def _reset_for_queue(document: Document) -> None:
@@ -293,6 +324,7 @@ def _reset_for_queue(document: Document) -> None:
 def document_delete(*, document: Document) -> None:
     """Delete the document, its chunks and (after commit) its stored file."""
     path = document.file.name
+    chunks_delete(document=document)
     document.delete()
     if path:
         transaction.on_commit(lambda: _delete_stored_file(path))
@@ -325,7 +357,7 @@ def documents_requeue_stale(*, now=None) -> int:
             document = Document.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
             if document is None or document.status not in (Document.Status.QUEUED, Document.Status.PROCESSING):
                 continue
-            Chunk.objects.filter(document=document).delete()
+            chunks_delete(document=document)
             _reset_for_queue(document)
             document.save()
             _queue_ingestion(document)
@@ -555,7 +587,7 @@ def _document_finish(
         raise ClaimLost
     # Normally there are none (chunks only exist for ready documents); deleting makes a rerun
     # replace rather than add, whatever happened before.
-    Chunk.objects.filter(document=document).delete()
+    chunks_delete(document=document)
     Chunk.objects.bulk_create(
         [
             Chunk(
@@ -573,6 +605,7 @@ def _document_finish(
         ],
         batch_size=500,
     )
+    _lexeme_stats_change(document=document, sign=+1, chunk_count=len(chunks))
     now = timezone.now()
     document.status = Document.Status.READY
     document.progress = 100
@@ -599,7 +632,7 @@ def document_fail(*, document_id: int, claim_token: str, code: str, message: str
     )
     if document is None:
         return None
-    Chunk.objects.filter(document=document).delete()
+    chunks_delete(document=document)
     document.status = Document.Status.FAILED
     document.chunk_count = 0
     document.error_code = code[:64]

@@ -18,7 +18,6 @@ from knowledge import services
 
 logger = logging.getLogger(__name__)
 
-RETRY_BASE_SECONDS = 10
 INGESTION_QUEUE = "ingestion"
 
 
@@ -28,8 +27,8 @@ def ingest_document_later(document_id: int) -> None:
 
 
 def retry_countdown(retries: int) -> float:
-    """10 s, 30 s, 90 s, 270 s, ... with ±20 % jitter so failed runs do not retry in step."""
-    return RETRY_BASE_SECONDS * 3**retries * random.uniform(0.8, 1.2)
+    """10 s, 30 s, 90 s, 270 s, ... (by default) with ±20 % jitter so failed runs do not retry in step."""
+    return settings.KNOWLEDGE_INGEST_RETRY_DELAY_SECONDS * 3**retries * random.uniform(0.8, 1.2)
 
 
 @shared_task(

@@ -45,3 +45,49 @@ def add_text(django_capture_on_commit_callbacks):
 @pytest.fixture
 def charlie_bot(charlie):
     return BotFactory(tenant=charlie.tenant)
+
+
+class _Site:
+    """Responses served by `web_server`: path → list of (status, content type, body), consumed in order (the last repeats)."""
+
+    def __init__(self):
+        self.routes: dict[str, list[tuple[int, str, bytes]]] = {}
+        self.requests: list[str] = []
+        self.on_request = None
+
+    def route(self, path: str, *responses: tuple[int, str, bytes]) -> None:
+        self.routes[path] = list(responses)
+
+
+@pytest.fixture
+def web_server(settings):
+    """A real HTTP server on loopback; URL ingestion may reach it (ALLOW_PRIVATE_URLS)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    settings.ALLOW_PRIVATE_URLS = True
+    site = _Site()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            site.requests.append(self.path)
+            if site.on_request is not None:
+                site.on_request(self.path)
+            responses = site.routes.get(self.path) or [(404, "text/plain", b"not found")]
+            status, content_type, body = responses.pop(0) if len(responses) > 1 else responses[0]
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    site.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield site
+    server.shutdown()
+    server.server_close()

@@ -1,0 +1,159 @@
+"""Retrieval: the `search` contract, and hybrid recall against each ranker alone on a shipped question set."""
+
+import json
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from knowledge.models import Chunk
+from knowledge.selectors import Passage, lexical_plan, search, search_ranked
+
+RECALL_SET = json.loads((Path(__file__).parent / "data" / "recall_set.json").read_text())
+
+
+def test_passages_carry_the_fields_of_the_contract(alice, alice_bot, add_text):
+    document = add_text(alice_bot, "Gift cards", "# Gift cards\n\nGift cards never expire. " + "More words here. " * 60)
+
+    (passage, *_) = search(tenant=alice.tenant, bot=alice_bot, query="Do gift cards expire?", top_k=1)
+
+    assert [f.name for f in fields(Passage)] == [
+        "chunk_id", "document_id", "title", "text", "snippet", "score", "position", "heading", "page",
+    ]  # fmt: skip
+    assert passage.document_id == document.public_id
+    assert passage.chunk_id.startswith("chk_")
+    assert passage.title == "Gift cards"
+    assert passage.heading == "Gift cards"
+    assert passage.page is None
+    assert passage.position == 0
+    assert passage.text.startswith("Gift cards never expire.")
+    assert len(passage.snippet) <= 300 < len(passage.text)
+    assert passage.snippet.endswith("…")
+    assert 0.3 < passage.score <= 1
+
+
+def test_top_k_and_min_score_default_to_the_bots_retrieval_settings(alice, alice_bot, add_text):
+    for n in range(8):
+        add_text(alice_bot, f"Note {n}", f"Widget note number {n} about batteries and charging.")
+    alice_bot.retrieval = {"top_k": 3, "min_score": 0.0}
+    alice_bot.save()
+
+    assert len(search(tenant=alice.tenant, bot=alice_bot, query="battery charging")) == 3
+    assert len(search(tenant=alice.tenant, bot=alice_bot, query="battery charging", top_k=6)) == 6
+
+    alice_bot.retrieval = {"top_k": 8, "min_score": 0.99}
+    alice_bot.save()
+    assert search(tenant=alice.tenant, bot=alice_bot, query="battery charging") == []
+    scores = [p.score for p in search(tenant=alice.tenant, bot=alice_bot, query="battery charging", min_score=0.4)]
+    assert scores
+    assert min(scores) >= 0.4
+
+
+def test_an_empty_query_finds_nothing(alice, alice_bot, add_text):
+    add_text(alice_bot, "x", "Something to find.")
+
+    assert search(tenant=alice.tenant, bot=alice_bot, query="   ") == []
+
+
+def test_search_refuses_a_bot_of_another_tenant(alice, charlie_bot):
+    from bothero.errors import NotFoundError
+
+    with pytest.raises(NotFoundError):
+        search(tenant=alice.tenant, bot=charlie_bot, query="anything")
+
+
+def test_a_bot_with_a_small_share_of_the_index_still_gets_top_k_results(alice, alice_bot, add_text, settings):
+    # Iterative index scans: the HNSW walk goes on until enough rows pass the bot filter.
+    from django.db import connection, transaction
+
+    from bothero.testing.factories import BotFactory
+
+    busy_bot = BotFactory(tenant=alice.tenant)
+    rows = "\n".join(f"Widget battery charger model {n},{n * 3} euros" for n in range(300))
+    add_text(busy_bot, "busy", "product,price\n" + rows)
+    for n in range(6):
+        add_text(alice_bot, f"mine {n}", f"Our office cat number {n} sleeps on the sofa.")
+    settings.KNOWLEDGE_HNSW_EF_SEARCH = 10
+    settings.KNOWLEDGE_SEARCH_CANDIDATES = 10
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        # On a table this small the planner would scan it exactly; make it walk the HNSW index.
+        cursor.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off")
+        cursor.execute(
+            "EXPLAIN SELECT id FROM knowledge_chunk WHERE bot_id = %s ORDER BY embedding <=> %s::vector LIMIT 10",
+            [alice_bot.pk, "[" + ",".join(["0.05"] * 384) + "]"],
+        )
+        assert "chunk_embedding_hnsw" in " ".join(row[0] for row in cursor.fetchall())
+        # The busy bot's chunks are all nearer to this query than any of Alice's bot's.
+        results = search_ranked(
+            tenant=alice.tenant, bot=alice_bot, query="widget battery charger", top_k=6, mode="vector"
+        )
+
+    assert Chunk.objects.filter(bot=busy_bot).count() == 300
+    assert len(results) == 6
+
+
+def ranks(tenant, bot, ids_by_title, mode, k):
+    """The rank (1-based) of each question's answer in the top k, or None."""
+    found = []
+    for item in RECALL_SET["questions"]:
+        passages = search_ranked(tenant=tenant, bot=bot, query=item["question"], top_k=k, mode=mode)
+        order = [p.document_id for p in passages]
+        answer = ids_by_title[item["answer"]]
+        found.append(order.index(answer) + 1 if answer in order else None)
+    return found
+
+
+def test_hybrid_recall_at_5_is_at_least_that_of_full_text_alone_and_of_vectors_alone(alice, alice_bot, add_text):
+    ids_by_title = {title: add_text(alice_bot, title, text).public_id for title, text in RECALL_SET["passages"].items()}
+    assert len(RECALL_SET["passages"]) >= 30
+    assert len(RECALL_SET["questions"]) >= 20
+
+    recall = {}
+    for mode in ("hybrid", "fulltext", "vector"):
+        found = ranks(alice.tenant, alice_bot, ids_by_title, mode, k=5)
+        recall[mode] = sum(rank is not None for rank in found) / len(found)
+
+    print(f"recall@5 on {len(RECALL_SET['questions'])} questions: {recall}")
+    assert recall["hybrid"] >= recall["fulltext"]
+    assert recall["hybrid"] >= recall["vector"]
+    # Neither ranker alone finds everything on this set, so fusion has to earn its result.
+    assert recall["fulltext"] < 1
+    assert recall["vector"] < 1
+    assert recall["hybrid"] >= 0.95
+
+
+def test_the_lexical_plan_needs_a_distinctive_word_and_weighs_rare_words_more():
+    # 100 chunks: "widget" is everywhere, "swim" in 2, "take" in 10; "teleport" nowhere.
+    plan = lexical_plan({"widget": 90, "swim": 2, "take": 10, "teleport": 0}, total=100)
+
+    assert plan.weights["swim"] > plan.weights["take"] > plan.weights["widget"]
+    assert "teleport" not in plan.weights
+    # "widget" alone cannot reach the bar, so candidates are found through the rarer words.
+    assert plan.weights["widget"] < plan.min_score
+    assert "widget" not in plan.candidate_terms
+    assert plan.candidate_terms[0] == "swim"
+    assert lexical_plan({"teleport": 0}, total=100) is None
+
+
+def test_the_bots_full_text_statistics_follow_its_chunks(alice, alice_bot, add_text):
+    from django.db import connection
+
+    from knowledge import services
+    from knowledge.models import LexemeStat
+
+    first = add_text(alice_bot, "a", "Gift cards never expire. Gift cards are great.")
+    second = add_text(alice_bot, "b", "# Cards\n\nLoyalty cards collect points.\n\n# Points\n\nPoints expire yearly.")
+    services.document_reindex(document=second)
+    services.document_delete(document=first)
+    add_text(alice_bot, "c", "Vouchers never expire.")
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT word, ndoc FROM ts_stat('SELECT search_vector FROM knowledge_chunk WHERE bot_id = {int(alice_bot.pk)}')"
+        )
+        expected = dict(cursor.fetchall())
+    stats = dict(LexemeStat.objects.filter(bot=alice_bot, chunk_count__gt=0).values_list("lexeme", "chunk_count"))
+    total = stats.pop("")
+    assert stats == expected
+    assert total == Chunk.objects.filter(bot=alice_bot).count() == 1
