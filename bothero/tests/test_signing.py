@@ -142,6 +142,7 @@ def test_the_worked_example_in_the_readme_matches_the_server():
     expected = "v1=" + hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
     from bothero.api.signing import compute_signature
 
+    assert expected == "v1=eae08c0aaed023e5b0337b902cb3a46ed6efd70ad78b0e84a38141b5da108ff1"  # printed in the README
     assert (
         compute_signature(secret, timestamp=timestamp, nonce=nonce, method="POST", path="/v1/bots", body=body)
         == expected
