@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bothero.celery import app as celery_app
-from bothero.testing.factories import BotFactory
+from bothero.testing.factories import BotFactory, plan
 from bothero.testing.processes import celery_worker
 from conftest import make_actor
 from knowledge import services
@@ -179,3 +179,34 @@ def _upload(name: str, data: bytes):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     return SimpleUploadedFile(name, data)
+
+
+def test_the_demo_with_a_broker_but_no_worker_ingests_the_faq_itself(broker, shared_media):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    plan("legend")  # transactional tests flush the seeded plans
+
+    call_command("demo", stdout=StringIO())
+
+    (document,) = Document.objects.filter(title="Acme Widgets FAQ")
+    assert document.status == "ready"
+
+
+def test_the_demo_with_a_running_worker_leaves_the_faq_to_it(broker, shared_media):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    plan("legend")  # transactional tests flush the seeded plans
+
+    with celery_worker(queues="ingestion", MEDIA_ROOT=shared_media) as worker:
+        call_command("demo", stdout=StringIO())
+        log = Path(worker.log_path).read_text()
+
+    (document,) = Document.objects.filter(title="Acme Widgets FAQ")
+    assert document.status == "ready"
+    assert "knowledge.ingest_document" in log
+    assert "succeeded" in log
+    assert "'ready'" in log

@@ -78,9 +78,7 @@ class Command(BaseCommand):
         )
 
     def train_demo_bot(self, tenant, bot):
-        """Give the demo bot its FAQ document; ingestion runs now (eager Celery) or on a worker."""
-        from knowledge.services import document_create_from_text
+        """Give the demo bot its FAQ (knowledge/fixtures/demo_faq.md), ingested and ready, once."""
+        from knowledge.demo import demo_knowledge_ensure
 
-        document = document_create_from_text(tenant=tenant, bot=bot, title=DEMO_FAQ_TITLE, text=DEMO_FAQ)
-        document.refresh_from_db()
-        return document
+        return demo_knowledge_ensure(tenant=tenant, bot=bot)
