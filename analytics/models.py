@@ -11,12 +11,19 @@ from accounts.models import Tenant
 
 
 class DailyRollup(models.Model):
-    """One bot's activity on one UTC day, as written by `analytics.services.rollup_day`."""
+    """One bot's activity on one UTC day, as written by `analytics.services.rollup_day`.
+
+    The row with no bot is the whole tenant's day (the sum of its bots' rows, with
+    their histograms merged), so a tenant-wide range reads one row a day however
+    many bots the tenant has.
+    """
 
     tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="daily_rollups")
-    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="daily_rollups")
+    bot = models.ForeignKey("bots.Bot", null=True, blank=True, on_delete=models.CASCADE, related_name="daily_rollups")
     day = models.DateField(help_text="The UTC calendar day.")
     conversations = models.PositiveIntegerField(default=0)
+    # Conversations without an end_user_id: each counts as a unique end user of its own.
+    anonymous_conversations = models.PositiveIntegerField(default=0)
     user_messages = models.PositiveIntegerField(default=0)
     assistant_messages = models.PositiveIntegerField(default=0)
     answered_from_knowledge = models.PositiveIntegerField(default=0)
@@ -26,16 +33,24 @@ class DailyRollup(models.Model):
     prompt_tokens = models.PositiveBigIntegerField(default=0)
     completion_tokens = models.PositiveBigIntegerField(default=0)
     leads = models.PositiveIntegerField(default=0)
-    # {"<bucket index>": count} of assistant latencies (see analytics.latency): mergeable by addition.
-    latency_histogram = models.JSONField(default=dict, blank=True)
+    # Assistant latencies as a dense log-bucket histogram (analytics.latency): mergeable by addition.
+    latency_histogram = models.BinaryField(default=b"")
+    # Named end users whose conversations started this day (analytics.sketches): mergeable by union.
+    end_users = models.BinaryField(default=b"")
+    # On the tenant-wide row: the bots summed into it, so a deleted bot's days can be found and re-rolled.
+    bot_ids = models.JSONField(default=list, blank=True)
     computed_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["tenant", "bot", "day"], name="unique_rollup_per_bot_day")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "bot", "day"], name="unique_rollup_per_bot_day", nulls_distinct=False
+            )
+        ]
         indexes = [models.Index(fields=["tenant", "day"])]
 
     def __str__(self):
-        return f"rollup {self.tenant_id}/{self.bot_id}/{self.day}"
+        return f"rollup {self.tenant_id}/{self.bot_id or 'all bots'}/{self.day}"
 
 
 class RollupState(models.Model):

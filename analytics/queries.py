@@ -15,9 +15,10 @@ Definitions (the README's analytics section repeats them):
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 
+import numpy as np
 from django.db import connection
 
-from analytics.latency import BUCKET_SQL, histogram_merge
+from analytics.latency import BUCKET_SQL, empty_histogram, histogram_add, histogram_from_bytes
 from analytics.models import DailyRollup
 from conversations.models import Conversation, Lead, Message
 
@@ -32,6 +33,7 @@ class Counts:
     """Additive figures for one group (a bot's day, or a time bucket)."""
 
     conversations: int = 0
+    anonymous_conversations: int = 0
     user_messages: int = 0
     assistant_messages: int = 0
     answered_from_knowledge: int = 0
@@ -41,17 +43,21 @@ class Counts:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     leads: int = 0
-    latency_histogram: dict[int, int] = field(default_factory=dict)
+    latency_histogram: np.ndarray = field(default_factory=empty_histogram)
 
     def add(self, other: "Counts") -> "Counts":
         for name in ADDITIVE_FIELDS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.latency_histogram = histogram_merge([*self.latency_histogram.items(), *other.latency_histogram.items()])
+        self.latency_histogram = self.latency_histogram + other.latency_histogram
         return self
 
     @property
     def messages(self) -> int:
         return self.user_messages + self.assistant_messages
+
+    def figures(self) -> dict:
+        """The additive figures by name (what a rollup row stores besides its histogram)."""
+        return {name: getattr(self, name) for name in ADDITIVE_FIELDS}
 
 
 ADDITIVE_FIELDS = tuple(f.name for f in fields(Counts) if f.name != "latency_histogram")
@@ -131,71 +137,117 @@ def live_counts(
         return result.setdefault(key, Counts())
 
     scope, scope_params = _scope_sql(tenant_id=tenant_id, bot_id=bot_id)
-
     key, key_params = group.key_sql("created_at")
     ranges, range_params = _ranges_sql("created_at", intervals)
-    for row in fetch_all(
-        f"SELECT {key} AS k, {MESSAGE_AGGREGATES} FROM {MESSAGES} WHERE {scope} AND {ranges} GROUP BY k",
-        key_params + scope_params + range_params,
-    ):
-        target = counts(row[0])
-        for name, value in zip(MESSAGE_FIELDS, row[1:], strict=True):
-            setattr(target, name, int(value))
+    params = key_params + scope_params + range_params
 
     if with_latency:
-        for group_key, bucket, number in fetch_all(
-            f"SELECT {key} AS k, {BUCKET_SQL} AS b, count(*) FROM {MESSAGES} "
-            f"WHERE {scope} AND {ranges} AND role = 'assistant' AND latency_ms IS NOT NULL GROUP BY k, b",
-            key_params + scope_params + range_params,
+        # One scan for both: the (k) grouping gives the figures, the (k, b) groupings the latency histogram.
+        rows = fetch_all(
+            f"SELECT k, b, GROUPING(b), {MESSAGE_AGGREGATES}, count(*) FROM ("
+            f"  SELECT {key} AS k, role, is_fallback, sources, feedback_rating, prompt_tokens, completion_tokens,"
+            f"         CASE WHEN role = 'assistant' AND latency_ms IS NOT NULL THEN {BUCKET_SQL} END AS b"
+            f"  FROM {MESSAGES} WHERE {scope} AND {ranges}"
+            f") AS m GROUP BY GROUPING SETS ((k), (k, b))",
+            params,
+        )
+        for group_key, bucket, only_key, *figures, number in rows:
+            if only_key:
+                target = counts(group_key)
+                for name, value in zip(MESSAGE_FIELDS, figures, strict=True):
+                    setattr(target, name, int(value))
+            elif bucket is not None:
+                histogram_add(counts(group_key).latency_histogram, int(bucket), int(number))
+    else:
+        for group_key, *figures in fetch_all(
+            f"SELECT {key} AS k, {MESSAGE_AGGREGATES} FROM {MESSAGES} WHERE {scope} AND {ranges} GROUP BY k", params
         ):
-            counts(group_key).latency_histogram[int(bucket)] = int(number)
+            target = counts(group_key)
+            for name, value in zip(MESSAGE_FIELDS, figures, strict=True):
+                setattr(target, name, int(value))
 
-    for row in fetch_all(
-        f"SELECT {key} AS k, count(*) FROM {CONVERSATIONS} WHERE {scope} AND {ranges} GROUP BY k",
-        key_params + scope_params + range_params,
+    for group_key, number, anonymous in fetch_all(
+        f"SELECT {key} AS k, count(*), count(*) FILTER (WHERE end_user_id = '') "
+        f"FROM {CONVERSATIONS} WHERE {scope} AND {ranges} GROUP BY k",
+        params,
     ):
-        counts(row[0]).conversations = int(row[1])
+        counts(group_key).conversations = int(number)
+        counts(group_key).anonymous_conversations = int(anonymous)
 
     lead_key, lead_key_params = group.key_sql("captured_at")
     lead_ranges, lead_range_params = _ranges_sql("captured_at", intervals)
-    for row in fetch_all(
+    for group_key, number in fetch_all(
         f"SELECT {lead_key} AS k, count(*) FROM {LEADS} WHERE {scope} AND {lead_ranges} GROUP BY k",
         lead_key_params + scope_params + lead_range_params,
     ):
-        counts(row[0]).leads = int(row[1])
+        counts(group_key).leads = int(number)
     return result
 
 
-def rollup_counts(
-    *, tenant_id: int, bot_id: int | None, day_runs: list[tuple[date, date]], thresholds, with_latency: bool = True
-) -> dict[int, Counts]:
-    """Sum the daily rollups of the days in `day_runs` ([first, end) date pairs), per time bucket."""
-    result: dict[int, Counts] = {}
-    if not day_runs:
+def named_end_users(*, tenant_id: int, bot_id: int | None, intervals, group: GroupBy) -> dict[int, list[str]]:
+    """The distinct non-empty `end_user_id`s of the conversations started in `intervals`, per group."""
+    result: dict[int, list[str]] = {}
+    if not intervals:
         return result
     scope, scope_params = _scope_sql(tenant_id=tenant_id, bot_id=bot_id)
-    days, day_params = _ranges_sql("day", day_runs)
-    key = "width_bucket((day::timestamp AT TIME ZONE 'UTC'), %s::timestamptz[])"
-    key_params = [list(thresholds)]
-    sums = ", ".join(f"coalesce(sum({name}), 0)" for name in ADDITIVE_FIELDS)
-    for row in fetch_all(
-        f"SELECT {key} AS k, {sums} FROM {ROLLUPS} WHERE {scope} AND {days} GROUP BY k",
-        key_params + scope_params + day_params,
+    key, key_params = group.key_sql("created_at")
+    ranges, range_params = _ranges_sql("created_at", intervals)
+    for group_key, end_user_id in fetch_all(
+        f"SELECT DISTINCT {key} AS k, end_user_id FROM {CONVERSATIONS} "
+        f"WHERE {scope} AND {ranges} AND end_user_id <> ''",
+        key_params + scope_params + range_params,
     ):
-        result[row[0]] = Counts(**{name: int(value) for name, value in zip(ADDITIVE_FIELDS, row[1:], strict=True)})
-    if with_latency:
-        for group_key, bucket, number in fetch_all(
-            f"SELECT {key} AS k, h.key::int AS b, sum(h.value::bigint) "
-            f"FROM {ROLLUPS} CROSS JOIN LATERAL jsonb_each_text(latency_histogram) AS h "
-            f"WHERE {scope} AND {days} GROUP BY k, b",
-            key_params + scope_params + day_params,
-        ):
-            result.setdefault(group_key, Counts()).latency_histogram[int(bucket)] = int(number)
+        result.setdefault(group_key, []).append(end_user_id)
+    return result
+
+
+@dataclass
+class RolledUp:
+    counts: dict[int, Counts]
+    # The stored end-user sketches (analytics.sketches) of each bucket's days.
+    end_users: dict[int, list[bytes]]
+
+
+def rollup_counts(
+    *,
+    tenant_id: int,
+    bot_id: int | None,
+    day_runs: list[tuple[date, date]],
+    thresholds,
+    with_latency: bool = True,
+    with_end_users: bool = False,
+) -> RolledUp:
+    """Add up the daily rollups of the days in `day_runs` ([first, end) date pairs), per time bucket.
+
+    One row a day is read: the bot's, or the tenant's own row (bot null) for all bots.
+    """
+    result = RolledUp(counts={}, end_users={})
+    if not day_runs:
+        return result
+    scope, scope_params = (
+        ("tenant_id = %s AND bot_id IS NULL", [tenant_id])
+        if bot_id is None
+        else _scope_sql(tenant_id=tenant_id, bot_id=bot_id)
+    )
+    days, day_params = _ranges_sql("day", day_runs)
+    columns = ", ".join(ADDITIVE_FIELDS)
+    extra = (", latency_histogram" if with_latency else ", NULL") + (", end_users" if with_end_users else ", NULL")
+    for group_key, *figures, histogram, end_users in fetch_all(
+        f"SELECT width_bucket((day::timestamp AT TIME ZONE 'UTC'), %s::timestamptz[]) AS k, {columns}{extra} "
+        f"FROM {ROLLUPS} WHERE {scope} AND {days}",
+        [list(thresholds), *scope_params, *day_params],
+    ):
+        day = Counts(**dict(zip(ADDITIVE_FIELDS, figures, strict=True)))
+        if histogram is not None:
+            day.latency_histogram = histogram_from_bytes(histogram)
+        result.counts.setdefault(group_key, Counts()).add(day)
+        if end_users:
+            result.end_users.setdefault(group_key, []).append(end_users)
     return result
 
 
 def unique_end_users(*, tenant_id: int, bot_id: int | None, thresholds) -> dict[int, int]:
-    """Distinct end users of the conversations started in each bucket (always live: not additive).
+    """Exact distinct end users of the conversations started in each bucket, counted from every row.
 
     A conversation without an `end_user_id` counts as one user of its own.
     """

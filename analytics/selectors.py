@@ -21,6 +21,7 @@ from accounts.services import current_period_start
 from analytics import queries
 from analytics.latency import histogram_percentile
 from analytics.models import RollupState, TenantUsage
+from analytics.sketches import EndUserSketch
 from analytics.timewindows import Window, bucket_label, bucket_thresholds, utc_day_start, whole_utc_days
 from bots.models import Bot
 from conversations.models import Conversation, Lead
@@ -67,30 +68,55 @@ def split_rolled_up(
     return [(first, end) for first, end in runs], live
 
 
+@dataclass
+class Bucket:
+    counts: queries.Counts
+    # Distinct named end users, when asked for: rolled-up days merged with the live rows.
+    end_users: EndUserSketch | None = None
+
+
 def bucketed_counts(
-    *, tenant, bot=None, thresholds, with_latency: bool = True, use_rollups: bool = True
-) -> list[queries.Counts]:
-    """Additive figures for each bucket [thresholds[i], thresholds[i + 1]), rollups and live rows combined."""
+    *, tenant, bot=None, thresholds, with_latency: bool = True, with_end_users: bool = False, use_rollups: bool = True
+) -> list[Bucket]:
+    """Figures for each bucket [thresholds[i], thresholds[i + 1]), rollups and live rows combined."""
     bot_id = bot.pk if bot is not None else None
     through = _rolled_up_through(tenant) if use_rollups else None
     day_runs, live_intervals = split_rolled_up(thresholds, through)
-    buckets = [queries.Counts() for _ in thresholds[:-1]]
-    for source in (
-        queries.rollup_counts(
-            tenant_id=tenant.pk, bot_id=bot_id, day_runs=day_runs, thresholds=thresholds, with_latency=with_latency
-        ),
-        queries.live_counts(
-            tenant_id=tenant.pk,
-            bot_id=bot_id,
-            intervals=live_intervals,
-            group=queries.GroupBy.buckets(thresholds),
-            with_latency=with_latency,
-        ),
-    ):
+    by_time = queries.GroupBy.buckets(thresholds)
+    rolled_up = queries.rollup_counts(
+        tenant_id=tenant.pk,
+        bot_id=bot_id,
+        day_runs=day_runs,
+        thresholds=thresholds,
+        with_latency=with_latency,
+        with_end_users=with_end_users,
+    )
+    live = queries.live_counts(
+        tenant_id=tenant.pk, bot_id=bot_id, intervals=live_intervals, group=by_time, with_latency=with_latency
+    )
+    buckets = [
+        Bucket(counts=queries.Counts(), end_users=EndUserSketch() if with_end_users else None) for _ in thresholds[1:]
+    ]
+
+    def bucket(key: int) -> Bucket | None:
+        # width_bucket numbers buckets from 1; 0 and len(thresholds) are outside the range.
+        return buckets[key - 1] if 1 <= key < len(thresholds) else None
+
+    for source in (rolled_up.counts, live):
         for key, counts in source.items():
-            # width_bucket numbers buckets from 1; 0 and len(thresholds) are outside the range.
-            if 1 <= key < len(thresholds):
-                buckets[key - 1].add(counts)
+            if target := bucket(key):
+                target.counts.add(counts)
+    if with_end_users:
+        for key, stored_days in rolled_up.end_users.items():
+            if target := bucket(key):
+                for stored in stored_days:
+                    target.end_users.merge(stored)
+        live_users = queries.named_end_users(
+            tenant_id=tenant.pk, bot_id=bot_id, intervals=live_intervals, group=by_time
+        )
+        for key, end_user_ids in live_users.items():
+            if target := bucket(key):
+                target.end_users.add(end_user_ids)
     return buckets
 
 
@@ -124,17 +150,31 @@ def _figures(window_start, window_end, counts: queries.Counts, unique_users: int
 
 
 def analytics_overview(*, tenant, bot=None, window: Window, use_rollups: bool = True) -> dict:
-    """The overview of `window` and of the period of equal length before it."""
+    """The overview of `window` and of the period of equal length before it.
+
+    Unique end users: named end users (distinct `end_user_id`) plus one per
+    conversation without an id. With rollups the named ones come from the daily
+    sketches (exact while small, a HyperLogLog estimate above, see
+    analytics.sketches); `use_rollups=False` counts every row exactly.
+    """
     previous = window.previous
     thresholds = [previous.start, window.start, window.end]
-    before, current = bucketed_counts(tenant=tenant, bot=bot, thresholds=thresholds, use_rollups=use_rollups)
-    users = queries.unique_end_users(tenant_id=tenant.pk, bot_id=bot.pk if bot else None, thresholds=thresholds)
+    before, current = bucketed_counts(
+        tenant=tenant, bot=bot, thresholds=thresholds, with_end_users=use_rollups, use_rollups=use_rollups
+    )
+    if use_rollups:
+        users = {
+            number: part.end_users.count() + part.counts.anonymous_conversations
+            for number, part in ((1, before), (2, current))
+        }
+    else:
+        users = queries.unique_end_users(tenant_id=tenant.pk, bot_id=bot.pk if bot else None, thresholds=thresholds)
     return {
         "object": "analytics.overview",
         "bot_id": bot.public_id if bot else None,
         "timezone": window.tz.key,
-        "current": _figures(window.start, window.end, current, users.get(2, 0)),
-        "previous": _figures(previous.start, previous.end, before, users.get(1, 0)),
+        "current": _figures(window.start, window.end, current.counts, users.get(2, 0)),
+        "previous": _figures(previous.start, previous.end, before.counts, users.get(1, 0)),
     }
 
 
@@ -144,9 +184,12 @@ def analytics_overview(*, tenant, bot=None, window: Window, use_rollups: bool = 
 def conversation_series(*, tenant, bot=None, window: Window, granularity: str, use_rollups: bool = True) -> dict:
     """A zero-filled series of conversations, messages, leads and fallbacks per local hour, day or week."""
     thresholds, starts = bucket_thresholds(window, granularity)
-    buckets = bucketed_counts(
-        tenant=tenant, bot=bot, thresholds=thresholds, with_latency=False, use_rollups=use_rollups
-    )
+    buckets = [
+        part.counts
+        for part in bucketed_counts(
+            tenant=tenant, bot=bot, thresholds=thresholds, with_latency=False, use_rollups=use_rollups
+        )
+    ]
     points = [
         {
             "label": bucket_label(nominal, granularity, window.tz),

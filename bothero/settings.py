@@ -328,7 +328,6 @@ CELERY_BEAT_SCHEDULE["analytics-rollup"] = {
     "task": "analytics.rollup_due_tenants",
     "schedule": crontab(minute=ANALYTICS_ROLLUP_MINUTE),
 }
-
 # --- knowledge ---
 # Chunking (tokens counted with the embedding model's tokenizer).
 KNOWLEDGE_CHUNK_TOKENS = env.int("KNOWLEDGE_CHUNK_TOKENS", default=256)

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from accounts.models import Tenant
 from analytics import services, tasks
+from analytics.latency import histogram_from_bytes
 from analytics.models import DailyRollup, RollupState
 from analytics.tests.conftest import chat, lead_at
 from bothero.testing.factories import BotFactory
@@ -36,18 +37,26 @@ def test_a_day_rolls_up_per_bot_and_rolling_it_up_again_changes_nothing(alice, a
     chat(alice_bot, utc(2026, 2, 11, 0, 0))  # the next UTC day
     rows = services.rollup_day(tenant=alice.tenant, day=date(2026, 2, 10))
     mine = DailyRollup.objects.get(tenant=alice.tenant, bot=alice_bot, day=date(2026, 2, 10))
-    assert len(rows) == 2
+    assert len(rows) == 3  # each bot, and the tenant's row for all its bots
     assert (mine.conversations, mine.user_messages, mine.assistant_messages) == (2, 2, 2)
     assert (mine.answered_from_knowledge, mine.fallbacks, mine.feedback_up, mine.leads) == (1, 1, 1, 1)
     assert (mine.prompt_tokens, mine.completion_tokens) == (200, 40)
-    assert sum(mine.latency_histogram.values()) == 2
-    assert "-1" in mine.latency_histogram  # the 0 ms answer
+    histogram = histogram_from_bytes(mine.latency_histogram)
+    assert histogram.sum() == 2
+    assert histogram[0] == 1  # the 0 ms answer has the first slot
     theirs = DailyRollup.objects.get(bot=other)
     assert (theirs.user_messages, theirs.answered_from_knowledge) == (2, 0)
+    tenant_row = DailyRollup.objects.get(tenant=alice.tenant, bot=None)
+    assert (tenant_row.conversations, tenant_row.user_messages, tenant_row.fallbacks) == (3, 4, 1)
+    assert (
+        histogram_from_bytes(tenant_row.latency_histogram)
+        == histogram_from_bytes(mine.latency_histogram) + histogram_from_bytes(theirs.latency_histogram)
+    ).all()
+    assert tenant_row.bot_ids == sorted([alice_bot.pk, other.pk])
     before = rollup_rows(alice.tenant)
     services.rollup_day(tenant=alice.tenant, day=date(2026, 2, 10))
     assert rollup_rows(alice.tenant) == before
-    assert DailyRollup.objects.filter(tenant=alice.tenant).count() == 2
+    assert DailyRollup.objects.filter(tenant=alice.tenant).count() == 3
 
 
 def test_rolling_up_again_replaces_rows_that_no_longer_have_activity(alice, alice_bot):
@@ -67,7 +76,7 @@ def test_it_catches_up_every_missing_day_from_the_first_activity(alice, alice_bo
     done = services.rollup_tenant(tenant=alice.tenant, today=today)
     assert done == [date(2026, 2, 20) + timedelta(days=n) for n in range(9)]
     assert RollupState.objects.get(tenant=alice.tenant).rolled_up_through == date(2026, 2, 28)
-    assert sorted(day for _, day in rollup_rows(alice.tenant)) == [date(2026, 2, 20), date(2026, 2, 25)]
+    assert sorted({day for _, day in rollup_rows(alice.tenant)}) == [date(2026, 2, 20), date(2026, 2, 25)]
     # Up to date: nothing to do until the next day.
     assert services.rollup_tenant(tenant=alice.tenant, today=today) == []
 
@@ -79,7 +88,8 @@ def test_a_new_day_also_re_rolls_the_lookback_window_for_late_feedback(alice, al
     done = services.rollup_tenant(tenant=alice.tenant, today=date(2026, 3, 2))
     lookback = settings.ANALYTICS_ROLLUP_LOOKBACK_DAYS
     assert done == [date(2026, 3, 1) - timedelta(days=lookback - 1) + timedelta(days=n) for n in range(lookback)]
-    assert DailyRollup.objects.get(tenant=alice.tenant).feedback_down == 1
+    assert DailyRollup.objects.get(tenant=alice.tenant, bot=alice_bot).feedback_down == 1
+    assert DailyRollup.objects.get(tenant=alice.tenant, bot=None).feedback_down == 1
 
 
 def test_a_long_backfill_is_done_in_bounded_runs(alice, alice_bot, settings):
@@ -95,6 +105,18 @@ def test_a_long_backfill_is_done_in_bounded_runs(alice, alice_bot, settings):
     assert RollupState.objects.get(tenant=alice.tenant).rolled_up_through == date(2026, 2, 28)
 
 
+def test_deleting_a_bot_takes_its_history_out_of_the_tenant_rows_on_the_next_run(alice, alice_bot):
+    other = BotFactory(tenant=alice.tenant)
+    chat(alice_bot, utc(2026, 1, 5, 8))
+    chat(other, utc(2026, 1, 5, 9), exchanges=2)
+    services.rollup_tenant(tenant=alice.tenant, today=date(2026, 3, 1))
+    assert DailyRollup.objects.get(tenant=alice.tenant, bot=None, day=date(2026, 1, 5)).conversations == 2
+    other.delete()  # cascades to its conversations, messages and own rollup rows
+    assert services.rollup_tenant(tenant=alice.tenant, today=date(2026, 3, 1)) == [date(2026, 1, 5)]
+    tenant_row = DailyRollup.objects.get(tenant=alice.tenant, bot=None, day=date(2026, 1, 5))
+    assert (tenant_row.conversations, tenant_row.user_messages, tenant_row.bot_ids) == (1, 1, [alice_bot.pk])
+
+
 def test_a_tenant_without_activity_is_marked_up_to_date(alice):
     assert services.rollup_tenant(tenant=alice.tenant, today=date(2026, 3, 1)) == []
     assert RollupState.objects.get(tenant=alice.tenant).rolled_up_through == date(2026, 2, 28)
@@ -106,7 +128,7 @@ def test_the_beat_task_rolls_up_every_active_tenant_that_is_behind(alice, alice_
     chat(charlie_bot, yesterday)
     Tenant.objects.filter(pk=charlie.tenant.pk).update(status=Tenant.Status.SUSPENDED)
     assert tasks.rollup_due_tenants.delay().get() == 1
-    assert DailyRollup.objects.filter(tenant=alice.tenant).count() == 1
+    assert DailyRollup.objects.filter(tenant=alice.tenant).count() == 2
     assert not DailyRollup.objects.filter(tenant=charlie.tenant).exists()
     assert tasks.rollup_due_tenants.delay().get() == 0
 
@@ -143,4 +165,4 @@ def test_a_real_worker_runs_the_beat_task_and_the_rollups(celery_runs_eagerly):
         finally:
             app.conf.task_always_eager = True
     assert RollupState.objects.get(tenant=actor.tenant).rolled_up_through is not None
-    assert DailyRollup.objects.filter(tenant=actor.tenant).count() == 1
+    assert DailyRollup.objects.filter(tenant=actor.tenant).count() == 2
