@@ -5,7 +5,9 @@ rate limit is out of the way, and serves the real ASGI app with one uvicorn
 process on loopback. Then it measures, from a Python client on the same
 machine (so the numbers include the client's own cost):
 
-* latency (p50/p95/p99) of sequential calls: GET /v1/bots with an API key,
+* latency (p50/p95/p99) of sequential calls, and the server process's own
+  CPU time per call (user + system, from /proc: far less disturbed than
+  wall-clock latency when other work shares the machine): GET /v1/bots with an API key,
   with an access token, with a signed request; GET /v1/bots/:id; POST /v1/bots
   with an Idempotency-Key; POST /v1/auth/token;
 * throughput of GET /v1/bots with C concurrent clients;
@@ -35,6 +37,12 @@ def percentiles(samples_ms: list[float]) -> str:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
     return f"p50 {at(0.50):6.2f} ms  p95 {at(0.95):6.2f} ms  p99 {at(0.99):6.2f} ms  mean {statistics.mean(ordered):6.2f} ms"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (from /proc)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def timed(n: int, call) -> list[float]:
@@ -108,7 +116,10 @@ def main() -> None:
                 ),
             }
             for name, call in cases.items():
-                print(f"  {name:34s} {percentiles(timed(n, call))}")
+                cpu_before = cpu_seconds(base.pid)
+                samples = timed(n, call)
+                server_cpu_ms = (cpu_seconds(base.pid) - cpu_before) / n * 1000
+                print(f"  {name:34s} {percentiles(samples)}  server CPU {server_cpu_ms:5.1f} ms/req")
 
             total = n * 4
             done = []

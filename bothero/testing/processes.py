@@ -56,9 +56,15 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait(5)
 
 
+class ServerURL(str):
+    """A server's base URL (a plain string) that also knows the server's process id."""
+
+    pid: int
+
+
 @contextmanager
 def uvicorn_server(**env_overrides: str):
-    """Serve the ASGI app with uvicorn on a free loopback port; yields the base URL."""
+    """Serve the ASGI app with uvicorn on a free loopback port; yields the base URL (with `.pid`)."""
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -74,7 +80,8 @@ def uvicorn_server(**env_overrides: str):
         cwd=BASE_DIR,
         env=process_env(**env_overrides),
     )
-    base_url = f"http://127.0.0.1:{port}"
+    base_url = ServerURL(f"http://127.0.0.1:{port}")
+    base_url.pid = proc.pid
     try:
         deadline = time.monotonic() + 30
         while True:
