@@ -9,8 +9,7 @@ UTF-8 byte-order mark so that Excel reads non-ASCII names correctly.
 import csv
 
 from asgiref.sync import sync_to_async
-
-from analytics.serializers import LeadSerializer
+from rest_framework.fields import DateTimeField
 
 CSV_COLUMNS = [
     "id",
@@ -23,6 +22,19 @@ CSV_COLUMNS = [
     "message_id",
     "message",
 ]
+# Where each column comes from (the same values LeadSerializer gives the JSON list).
+CSV_SOURCES = [
+    "public_id",
+    "name",
+    "email",
+    "phone",
+    "bot__public_id",
+    "conversation__public_id",
+    "captured_at",
+    "message__public_id",
+    "message__content",
+]
+_timestamp = DateTimeField()
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 BYTE_ORDER_MARK = "\ufeff"
 CHUNK_SIZE = 500
@@ -52,20 +64,23 @@ def csv_header() -> str:
     return BYTE_ORDER_MARK + _writer.writerow(CSV_COLUMNS)
 
 
-def csv_rows(leads) -> str:
-    rows = LeadSerializer(leads, many=True).data
-    return "".join(csv_line(row[column] for column in CSV_COLUMNS) for row in rows)
-
-
 def csv_chunk(leads, after_pk: int | None) -> tuple[str, int | None]:
-    """The CSV of the next chunk of leads, newest first, after `after_pk`; ("", None) at the end."""
+    """The CSV of the next chunk of leads, newest first, after `after_pk`; ("", None) at the end.
+
+    Plain values rather than a serializer per row: an export of thousands of leads stays quick.
+    """
     page = leads.order_by("-pk")
     if after_pk is not None:
         page = page.filter(pk__lt=after_pk)
-    chunk = list(page[:CHUNK_SIZE])
+    chunk = list(page.values_list("pk", *CSV_SOURCES)[:CHUNK_SIZE])
     if not chunk:
         return "", None
-    return csv_rows(chunk), chunk[-1].pk
+    captured_at = CSV_SOURCES.index("captured_at")
+    lines = []
+    for _, *values in chunk:
+        values[captured_at] = _timestamp.to_representation(values[captured_at])
+        lines.append(csv_line(values))
+    return "".join(lines), chunk[-1][0]
 
 
 def iter_leads_csv(leads):

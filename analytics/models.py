@@ -35,8 +35,11 @@ class DailyRollup(models.Model):
     leads = models.PositiveIntegerField(default=0)
     # Assistant latencies as a dense log-bucket histogram (analytics.latency): mergeable by addition.
     latency_histogram = models.BinaryField(default=b"")
-    # Named end users whose conversations started this day (analytics.sketches): mergeable by union.
-    end_users = models.BinaryField(default=b"")
+    # Named end users whose conversations started this day (analytics.sketches), mergeable by union:
+    # how many, their HyperLogLog registers, and their hashes while few (null above EXACT_PER_DAY).
+    named_end_users = models.PositiveIntegerField(default=0)
+    end_user_registers = models.BinaryField(default=b"")
+    end_user_hashes = models.BinaryField(null=True, default=b"")
     # On the tenant-wide row: the bots summed into it, so a deleted bot's days can be found and re-rolled.
     bot_ids = models.JSONField(default=list, blank=True)
     computed_at = models.DateTimeField(auto_now=True)

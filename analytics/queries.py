@@ -20,6 +20,7 @@ from django.db import connection
 
 from analytics.latency import BUCKET_SQL, empty_histogram, histogram_add, histogram_from_bytes
 from analytics.models import DailyRollup
+from analytics.sketches import EXACT_LIMIT
 from conversations.models import Conversation, Lead, Message
 
 MESSAGES = Message._meta.db_table
@@ -204,8 +205,8 @@ def named_end_users(*, tenant_id: int, bot_id: int | None, intervals, group: Gro
 @dataclass
 class RolledUp:
     counts: dict[int, Counts]
-    # The stored end-user sketches (analytics.sketches) of each bucket's days.
-    end_users: dict[int, list[bytes]]
+    # Each bucket's days' stored end-user sketches (analytics.sketches): (registers, hashes or None).
+    end_users: dict[int, list[tuple[bytes, bytes | None]]]
 
 
 def rollup_counts(
@@ -231,18 +232,26 @@ def rollup_counts(
     )
     days, day_params = _ranges_sql("day", day_runs)
     columns = ", ".join(ADDITIVE_FIELDS)
-    extra = (", latency_histogram" if with_latency else ", NULL") + (", end_users" if with_end_users else ", NULL")
-    for group_key, *figures, histogram, end_users in fetch_all(
-        f"SELECT width_bucket((day::timestamp AT TIME ZONE 'UTC'), %s::timestamptz[]) AS k, {columns}{extra} "
-        f"FROM {ROLLUPS} WHERE {scope} AND {days}",
-        [list(thresholds), *scope_params, *day_params],
+    histogram = "latency_histogram" if with_latency else "NULL"
+    # The exact hash lists are only worth fetching when the whole bucket can stay exact.
+    end_users = (
+        "end_user_registers, CASE WHEN bool_and(end_user_hashes IS NOT NULL) OVER bucket "
+        f"AND sum(named_end_users) OVER bucket <= {EXACT_LIMIT} THEN end_user_hashes END"
+        if with_end_users
+        else "NULL, NULL"
+    )
+    for group_key, *figures, latency, registers, hashes in fetch_all(
+        f"SELECT width_bucket((day::timestamp AT TIME ZONE 'UTC'), %s::timestamptz[]) AS k, "
+        f"{columns}, {histogram}, {end_users} FROM {ROLLUPS} WHERE {scope} AND {days} "
+        "WINDOW bucket AS (PARTITION BY width_bucket((day::timestamp AT TIME ZONE 'UTC'), %s::timestamptz[]))",
+        [list(thresholds), *scope_params, *day_params, list(thresholds)],
     ):
         day = Counts(**dict(zip(ADDITIVE_FIELDS, figures, strict=True)))
-        if histogram is not None:
-            day.latency_histogram = histogram_from_bytes(histogram)
+        if latency is not None:
+            day.latency_histogram = histogram_from_bytes(latency)
         result.counts.setdefault(group_key, Counts()).add(day)
-        if end_users:
-            result.end_users.setdefault(group_key, []).append(end_users)
+        if with_end_users:
+            result.end_users.setdefault(group_key, []).append((registers, hashes))
     return result
 
 

@@ -109,8 +109,8 @@ def bucketed_counts(
     if with_end_users:
         for key, stored_days in rolled_up.end_users.items():
             if target := bucket(key):
-                for stored in stored_days:
-                    target.end_users.merge(stored)
+                for registers, hashes in stored_days:
+                    target.end_users.merge(registers, hashes)
         live_users = queries.named_end_users(
             tenant_id=tenant.pk, bot_id=bot_id, intervals=live_intervals, group=by_time
         )

@@ -11,7 +11,7 @@ from django.utils import timezone
 from analytics import queries
 from analytics.latency import histogram_to_bytes
 from analytics.models import DailyRollup, RollupState
-from analytics.sketches import EndUserSketch
+from analytics.sketches import day_sketch
 from analytics.timewindows import utc_day_start
 from bots.models import Bot
 from conversations.models import Conversation, Lead, Message
@@ -20,12 +20,15 @@ from conversations.models import Conversation, Lead, Message
 def _rollup_row(
     *, tenant, bot_id: int | None, day: date, counts: queries.Counts, end_user_ids, bot_ids=()
 ) -> DailyRollup:
+    registers, hashes, named = day_sketch(end_user_ids)
     return DailyRollup(
         tenant=tenant,
         bot_id=bot_id,
         day=day,
         latency_histogram=histogram_to_bytes(counts.latency_histogram),
-        end_users=EndUserSketch().add(end_user_ids).to_bytes(),
+        named_end_users=named,
+        end_user_registers=registers,
+        end_user_hashes=hashes,
         bot_ids=sorted(bot_ids),
         **counts.figures(),
     )

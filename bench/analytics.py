@@ -4,7 +4,7 @@
     .venv/bin/python bench/analytics.py --fresh         # drop the data set and generate it again
 
 The data set is generated inside PostgreSQL with INSERT … SELECT generate_series
-(about a minute): `--messages` messages in conversations of `--per-conversation`
+(a few minutes), in time order like real traffic: `--messages` messages in conversations of `--per-conversation`
 messages (user and assistant turns), spread uniformly over the last `--days`
 days on `--bots` bots, with end-user ids, sources, fallbacks, feedback, token
 counts, log-normal latencies and leads. The rollup then runs through yesterday
@@ -118,6 +118,8 @@ def generate(*, tenant, bot_ids: list[int], messages: int, per_conversation: int
                    '{{}}', %(per)s, g %% 20 = 0, ts + %(per)s * interval '20 seconds', ts, ts
             FROM (SELECT g, now() - random() * (%(days)s * interval '1 day') AS ts
                   FROM generate_series(1, %(conversations)s) AS g) AS s
+            -- In time order, like real traffic: rows of one day sit together on disk.
+            ORDER BY ts
             """,
             {
                 "tenant": tenant.pk,
