@@ -2,7 +2,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from accounts.models import ApiKey
-from bothero.api.serializers import StrictSerializer
+from bothero.api.serializers import StrictBooleanField, StrictSerializer
 
 GRANT_TYPES = ("api_key", "password")
 
@@ -40,7 +40,7 @@ class TokenResponseSerializer(serializers.Serializer):
 
 class ApiKeyCreateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=100)
-    require_signature = serializers.BooleanField(
+    require_signature = StrictBooleanField(
         default=False, help_text="Requests with this key must be signed; the signing secret is shown once."
     )
     expires_at = serializers.DateTimeField(required=False, allow_null=True)

@@ -1,21 +1,26 @@
 from rest_framework import serializers
 
-from bothero.api.serializers import StrictSerializer
+from bothero.api.serializers import StrictBooleanField, StrictFloatField, StrictIntegerField, StrictSerializer
 from bots.models import DEFAULT_MODEL, Bot
 
 LEAD_FIELDS = ("name", "email", "phone")
 
 
 class RetrievalSerializer(StrictSerializer):
-    top_k = serializers.IntegerField(min_value=1, max_value=50, default=5)
-    min_score = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.0)
+    top_k = StrictIntegerField(min_value=1, max_value=50, default=5)
+    min_score = StrictFloatField(min_value=0.0, max_value=1.0, default=0.0)
 
 
 class LeadCaptureSerializer(StrictSerializer):
-    enabled = serializers.BooleanField(default=False)
+    enabled = StrictBooleanField(default=False)
     fields = serializers.ListField(
         child=serializers.ChoiceField(choices=LEAD_FIELDS), default=list(LEAD_FIELDS), max_length=3
     )
+
+    def validate_fields(self, value):
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("Each field may be listed once.", code="invalid_duplicate")
+        return value
 
 
 class BotInputSerializer(StrictSerializer):
@@ -25,8 +30,8 @@ class BotInputSerializer(StrictSerializer):
         max_length=20000, required=False, allow_blank=True, help_text="The system prompt."
     )
     model = serializers.CharField(max_length=100, required=False, default=DEFAULT_MODEL)
-    temperature = serializers.FloatField(min_value=0.0, max_value=2.0, required=False)
-    max_tokens = serializers.IntegerField(min_value=1, max_value=32768, required=False)
+    temperature = StrictFloatField(min_value=0.0, max_value=2.0, required=False)
+    max_tokens = StrictIntegerField(min_value=1, max_value=32768, required=False)
     welcome_message = serializers.CharField(max_length=2000, required=False, allow_blank=True)
     fallback_message = serializers.CharField(max_length=2000, required=False)
     retrieval = RetrievalSerializer(required=False)

@@ -34,7 +34,7 @@ def decode_cursor(cursor: str) -> int:
 
 
 def parse_limit(raw: str | None) -> int:
-    if raw in (None, ""):
+    if raw is None:
         return DEFAULT_LIMIT
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
         raise ValidationError(f"limit must be an integer from 1 to {MAX_LIMIT}.", code="invalid_limit", param="limit")

@@ -22,3 +22,30 @@ class StrictSerializer(serializers.Serializer):
                     {unknown[0]: [ErrorDetail("Unknown parameter.", code="unknown_parameter")]}
                 )
         return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON `true`/`false` only (DRF would also take 0, 1, "yes", "on", ...), as the OpenAPI document says."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            return data
+        self.fail("invalid", input=data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer only (DRF would also take "5" and 5.0)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    """A JSON number only (DRF would also take "0.5")."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            self.fail("invalid")
+        return super().to_internal_value(data)

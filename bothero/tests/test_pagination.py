@@ -55,7 +55,7 @@ def test_the_default_limit_is_20_and_the_largest_is_100(alice):
     assert len(page(alice.client, limit=100)["data"]) == 21
 
 
-@pytest.mark.parametrize("limit", ["0", "101", "-1", "ten", "1.5"])
+@pytest.mark.parametrize("limit", ["0", "101", "-1", "ten", "1.5", ""])
 def test_a_limit_outside_1_to_100_is_a_400(alice, limit):
     response = alice.client.get("/v1/bots", {"limit": limit})
     assert response.status_code == 400
