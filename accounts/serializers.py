@@ -12,6 +12,11 @@ class TokenExchangeSerializer(StrictSerializer):
     api_key = serializers.CharField(required=False, max_length=200)
     email = serializers.EmailField(required=False)
     password = serializers.CharField(required=False, max_length=200, style={"input_type": "password"})
+    tenant_id = serializers.CharField(
+        required=False,
+        max_length=40,
+        help_text="grant_type password: the tenant to sign in to, for a member of several (default: the first).",
+    )
 
     def validate(self, attrs):
         if attrs["grant_type"] == "api_key" and not attrs.get("api_key"):

@@ -169,11 +169,26 @@ def _record_failure(client_address: str) -> None:
     ratelimit.hit(_failure_key(client_address), limit=settings.AUTH_FAILURES_PER_MINUTE)
 
 
-def _user_tenant(user) -> Tenant:
-    membership = Membership.objects.select_related("tenant__plan").filter(user=user).order_by("id").first()
+def _user_tenant(user, tenant_id: str | None) -> Tenant:
+    """The tenant the user signs in to: the one named, or their first membership."""
+    memberships = Membership.objects.select_related("tenant__plan").filter(user=user)
+    if tenant_id:
+        memberships = memberships.filter(tenant__public_id=tenant_id)
+    membership = memberships.order_by("id").first()
     if membership is None:
         raise AuthenticationError("The email or password is wrong.", code="invalid_credentials")
     return membership.tenant
+
+
+def _count_against_rate_limit(tenant: Tenant) -> None:
+    """An exchange is an API call of the tenant: it uses the plan's requests per minute like any other."""
+    result = ratelimit.hit_tenant(tenant)
+    if not result.allowed:
+        raise RateLimitError(
+            f"Too many requests. Retry in {result.reset_seconds} seconds.",
+            code="rate_limit_exceeded",
+            headers={"Retry-After": str(result.reset_seconds), **result.headers()},
+        )
 
 
 def _authenticate_password(email: str, password: str):
@@ -195,12 +210,14 @@ def token_exchange(
     api_key: str | None = None,
     email: str | None = None,
     password: str | None = None,
+    tenant_id: str | None = None,
 ) -> IssuedTokens:
     """Exchange an API key or an email and password for an access and a refresh token.
 
     Failed exchanges are counted per client address and limited more strictly
-    than ordinary traffic (AUTH_FAILURES_PER_MINUTE). The plan gate applies
-    here too: a tenant without API access gets no tokens.
+    than ordinary traffic (AUTH_FAILURES_PER_MINUTE). The plan gate and the
+    tenant's rate limit apply here too. A member of several tenants names one
+    with `tenant_id` (otherwise their first membership is used).
     """
     _check_failure_budget(client_address)
     try:
@@ -209,13 +226,14 @@ def token_exchange(
             tenant, user = key.tenant, key.created_by
         elif grant_type == "password":
             user = _authenticate_password(email or "", password or "")
-            tenant, key = _user_tenant(user), None
+            tenant, key = _user_tenant(user, tenant_id), None
         else:
             raise AuthenticationError(f"Unsupported grant_type {grant_type!r}.", code="unsupported_grant_type")
     except AuthenticationError:
         _record_failure(client_address)
         raise
     tenant_check_api_access(tenant=tenant)
+    _count_against_rate_limit(tenant)
     with transaction.atomic():
         family = TokenFamily.objects.create(tenant=tenant, api_key=key, user=user)
         return _issue_tokens(family)
@@ -253,6 +271,7 @@ def token_refresh(*, refresh_token: str, client_address: str) -> IssuedTokens:
         _record_failure(client_address)
         raise RefreshTokenError(failure)
     tenant_check_api_access(tenant=row.family.tenant)
+    _count_against_rate_limit(row.family.tenant)
     return _issue_tokens(row.family)
 
 
@@ -279,6 +298,19 @@ def token_revoke(*, tenant: Tenant, token: str) -> None:
 def access_token_revoke(*, access_token: AccessToken) -> None:
     """End one access token now (its refresh token, if unused, can still mint a new one)."""
     access_token.delete()
+
+
+def tokens_purge_expired(*, now: datetime | None = None) -> int:
+    """Delete expired access and refresh tokens, then families left with neither; returns rows deleted.
+
+    An expired token is refused anyway; a used refresh token is kept until it
+    expires, so reusing it is still recognised (and revokes its family) until then.
+    """
+    now = now or timezone.now()
+    deleted = AccessToken.objects.filter(expiry__lt=now).delete()[0]
+    deleted += RefreshToken.objects.filter(expires_at__lt=now).delete()[0]
+    deleted += TokenFamily.objects.filter(access_tokens__isnull=True, refresh_tokens__isnull=True).delete()[0]
+    return deleted
 
 
 # --- usage ----------------------------------------------------------------------------

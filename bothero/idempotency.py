@@ -99,3 +99,9 @@ def idempotency_complete(record: IdempotencyRecord, response, *, keep_success_bo
     record.save(
         update_fields=["status", "response_status", "response_body", "response_content_type", "response_withheld"]
     )
+
+
+def idempotency_purge_expired(*, now=None) -> int:
+    """Delete records older than IDEMPOTENCY_TTL (they are never replayed again); returns how many."""
+    now = now or timezone.now()
+    return IdempotencyRecord.objects.filter(created_at__lt=now - settings.IDEMPOTENCY_TTL).delete()[0]

@@ -73,3 +73,8 @@ def peek(key: str, *, limit: int, window_seconds: int = 60) -> RateLimitResult:
         with _local_lock:
             count = _local_counts.get(counter_key, (0, 0.0))[0]
     return _result(count + 1, limit, reset)
+
+
+def hit_tenant(tenant) -> RateLimitResult:
+    """Count one API call against `tenant`'s plan: `requests_per_minute`, shared by every process."""
+    return hit(f"tenant:{tenant.public_id}", limit=tenant.plan.requests_per_minute)

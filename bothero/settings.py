@@ -276,6 +276,12 @@ if DB_POOL:
     if DATABASES["default"]["CONN_MAX_AGE"]:
         raise ImproperlyConfigured("DB_POOL needs DB_CONN_MAX_AGE=0: a pool and persistent connections do not mix.")
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": DB_POOL_MAX_SIZE, "timeout": 10}
+# Hourly housekeeping: expired access/refresh tokens, Idempotency-Key records past IDEMPOTENCY_TTL.
+CELERY_BEAT_SCHEDULE["accounts-purge-expired-tokens"] = {"task": "accounts.purge_expired_tokens", "schedule": 3600.0}
+CELERY_BEAT_SCHEDULE["bothero-purge-idempotency-records"] = {
+    "task": "bothero.purge_idempotency_records",
+    "schedule": 3600.0,
+}
 # OpenAPI tags from the path after /v1 (auth, bots, chat, ...) instead of one "v1" tag for everything.
 SPECTACULAR_SETTINGS["SCHEMA_PATH_PREFIX"] = r"/v1"
 # Name the foundation's enums in the OpenAPI document (other apps have a `status` too).

@@ -4,9 +4,11 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from knox.crypto import hash_token
 
 from accounts.models import AccessToken, RefreshToken, TokenFamily
 from accounts.services import api_key_create, api_key_revoke, tenant_set_status
+from bothero.testing.factories import TEST_PASSWORD
 from conftest import make_actor
 
 pytestmark = pytest.mark.django_db
@@ -248,3 +250,81 @@ def test_a_token_exchanged_for_a_signing_key_must_sign_its_requests_too(alice, t
     headers = signed_headers(created.signing_secret, method="GET", path="/v1/bots")
     response = tokens.client.get("/v1/bots", HTTP_AUTHORIZATION=f"Bearer {body['access_token']}", headers=headers)
     assert response.status_code == 200, response.content
+
+
+# --- tenants, rate limit, housekeeping ------------------------------------------------------
+
+
+def test_a_member_of_several_tenants_names_the_one_to_sign_in_to(alice, charlie, tokens):
+    from accounts.models import Membership
+
+    Membership.objects.create(tenant=charlie.tenant, user=alice.user, role="member")
+    default = issued(tokens.exchange_password(alice.user.email))
+    assert AccessToken.objects.get(digest=hash_token(default["access_token"])).tenant == alice.tenant
+    response = tokens.client.post(
+        "/v1/auth/token",
+        {
+            "grant_type": "password",
+            "email": alice.user.email,
+            "password": TEST_PASSWORD,
+            "tenant_id": charlie.tenant.public_id,
+        },
+        format="json",
+    )
+    chosen = issued(response)
+    assert [b["id"] for b in tokens.call(chosen["access_token"]).json()["data"]] == []
+    assert AccessToken.objects.filter(tenant=charlie.tenant).count() == 1
+    stranger = make_actor()
+    refused = tokens.client.post(
+        "/v1/auth/token",
+        {
+            "grant_type": "password",
+            "email": alice.user.email,
+            "password": TEST_PASSWORD,
+            "tenant_id": stranger.tenant.public_id,
+        },
+        format="json",
+    )
+    assert_error(refused, 401, "invalid_credentials")
+
+
+def test_exchanges_count_against_the_tenants_rate_limit(tokens):
+    from bothero.testing.factories import PlanFactory
+    from bothero.testing.helpers import wait_for_window_room
+
+    actor = make_actor(plan_obj=PlanFactory(requests_per_minute=2))
+    wait_for_window_room(10)
+    first = issued(tokens.exchange_key(actor.key))
+    issued(tokens.refresh(first["refresh_token"]))
+    response = tokens.exchange_key(actor.key)
+    assert_error(response, 429, "rate_limit_exceeded")
+    assert 1 <= int(response["Retry-After"]) <= 60
+    assert response["X-RateLimit-Remaining"] == "0"
+
+
+def test_housekeeping_purges_expired_tokens_and_keeps_live_ones(alice, tokens):
+    from accounts.services import tokens_purge_expired
+    from accounts.tasks import purge_expired_tokens
+
+    old = issued(tokens.exchange_key(alice.key))
+    live = issued(tokens.exchange_key(alice.key))
+    old_family = TokenFamily.objects.order_by("id").first()
+    past = timezone.now() - timedelta(seconds=1)
+    AccessToken.objects.filter(family=old_family).update(expiry=past)
+    RefreshToken.objects.filter(family=old_family).update(expires_at=past)
+    assert tokens_purge_expired() == 3  # the access token, the refresh token, their family
+    assert not TokenFamily.objects.filter(pk=old_family.pk).exists()
+    assert tokens.call(live["access_token"]).status_code == 200
+    assert_error(tokens.refresh(old["refresh_token"]), 401, "invalid_refresh_token")
+    assert purge_expired_tokens.delay().get() == 0
+
+
+def test_housekeeping_keeps_a_used_refresh_token_so_its_reuse_is_still_caught(alice, tokens):
+    from accounts.services import tokens_purge_expired
+
+    first = issued(tokens.exchange_key(alice.key))
+    second = issued(tokens.refresh(first["refresh_token"]))
+    AccessToken.objects.update(expiry=timezone.now() - timedelta(seconds=1))
+    tokens_purge_expired()
+    assert_error(tokens.refresh(first["refresh_token"]), 401, "invalid_refresh_token")
+    assert_error(tokens.refresh(second["refresh_token"]), 401, "invalid_refresh_token")

@@ -16,7 +16,7 @@ class TenantRateThrottle(BaseThrottle):
         tenant = getattr(request.user, "tenant", None)
         if tenant is None:
             return True
-        result = ratelimit.hit(f"tenant:{tenant.public_id}", limit=tenant.plan.requests_per_minute)
+        result = ratelimit.hit_tenant(tenant)
         # Read by RequestIdMiddleware, which puts them on every response, errors included.
         request._request.rate_limit_headers = result.headers()
         self._wait = result.reset_seconds

@@ -139,3 +139,14 @@ def test_a_concurrent_duplicate_is_a_409_while_the_first_is_still_running(transa
     assert third.headers["Idempotent-Replayed"] == "true"
     assert third.json() == first.json()
     assert Bot.objects.filter(tenant=actor.tenant).count() == 1
+
+
+@pytest.mark.django_db
+def test_housekeeping_deletes_records_past_24_hours(alice):
+    from bothero.tasks import purge_idempotency_records
+
+    alice.client.post("/v1/bots", {"name": "A"}, format="json", HTTP_IDEMPOTENCY_KEY="recent")
+    alice.client.post("/v1/bots", {"name": "B"}, format="json", HTTP_IDEMPOTENCY_KEY="old")
+    IdempotencyRecord.objects.filter(key="old").update(created_at=timezone.now() - timedelta(hours=25))
+    assert purge_idempotency_records.delay().get() == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["recent"]
