@@ -261,18 +261,26 @@ def token_refresh(*, refresh_token: str, client_address: str) -> IssuedTokens:
         failure = "The refresh token was revoked."
     elif row.family.api_key is not None and not row.family.api_key.is_active:
         failure = "The API key behind this refresh token is no longer active."
-    # Claiming the row with a conditional UPDATE makes rotation race-free: of two
-    # concurrent refreshes with one token, exactly one wins; the other is a reuse.
-    elif not RefreshToken.objects.filter(pk=row.pk, used_at__isnull=True).update(used_at=now):
-        # Reuse of a rotated token means it leaked: end every session descended from it.
-        TokenFamily.objects.filter(pk=row.family_id).update(revoked_at=now)
-        failure = "The refresh token was already used; every token issued from it is now revoked."
+    elif row.used_at is not None:
+        failure = _revoke_reused_family(row, now)
     if failure:
         _record_failure(client_address)
         raise RefreshTokenError(failure)
+    # Refused by the plan gate or the rate limit, the token stays unused: the client can retry it.
     tenant_check_api_access(tenant=row.family.tenant)
     _count_against_rate_limit(row.family.tenant)
+    # Claiming the row with a conditional UPDATE makes rotation race-free: of two
+    # concurrent refreshes with one token, exactly one wins; the other is a reuse.
+    if not RefreshToken.objects.filter(pk=row.pk, used_at__isnull=True).update(used_at=now):
+        _record_failure(client_address)
+        raise RefreshTokenError(_revoke_reused_family(row, now))
     return _issue_tokens(row.family)
+
+
+def _revoke_reused_family(row: RefreshToken, now) -> str:
+    """A rotated refresh token came back, so it leaked: end every session descended from it."""
+    TokenFamily.objects.filter(pk=row.family_id).update(revoked_at=now)
+    return "The refresh token was already used; every token issued from it is now revoked."
 
 
 def token_revoke(*, tenant: Tenant, token: str) -> None:

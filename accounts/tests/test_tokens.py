@@ -328,3 +328,16 @@ def test_housekeeping_keeps_a_used_refresh_token_so_its_reuse_is_still_caught(al
     tokens_purge_expired()
     assert_error(tokens.refresh(first["refresh_token"]), 401, "invalid_refresh_token")
     assert_error(tokens.refresh(second["refresh_token"]), 401, "invalid_refresh_token")
+
+
+def test_a_refresh_refused_by_the_rate_limit_leaves_the_refresh_token_usable(tokens):
+    from bothero.testing.factories import PlanFactory
+    from bothero.testing.helpers import wait_for_window_room
+
+    actor = make_actor(plan_obj=PlanFactory(requests_per_minute=1))
+    wait_for_window_room(10)
+    body = issued(tokens.exchange_key(actor.key))
+    assert_error(tokens.refresh(body["refresh_token"]), 429, "rate_limit_exceeded")
+    assert RefreshToken.objects.get(family__tenant=actor.tenant).used_at is None
+    assert tokens.call(body["access_token"]).status_code == 429  # same budget; the session itself is intact
+    assert TokenFamily.objects.get(tenant=actor.tenant).revoked_at is None
