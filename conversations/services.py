@@ -16,11 +16,12 @@ transaction and a streamed answer can share everything but the token loop:
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -35,6 +36,7 @@ from conversations.models import Conversation, Lead, Message
 from conversations.prompt import build_messages, count_prompt_tokens, count_tokens, history_within_budget
 from conversations.providers import ChatProvider, ProviderRequest, Usage, get_provider
 from conversations.serializers import ConversationSerializer, LeadSerializer, MessageSerializer
+from knowledge.selectors import search
 from webhooks.services import event_emit
 
 
@@ -204,6 +206,35 @@ def user_message_record(
     return conversation, message, created
 
 
+_retrieval_pool = ThreadPoolExecutor(max_workers=settings.CHAT_RETRIEVAL_THREADS, thread_name_prefix="retrieval")
+
+
+def _search_in_worker(*, tenant, bot, query: str) -> list:
+    try:
+        return search(tenant=tenant, bot=bot, query=query)
+    finally:
+        # Like a request's: closed (or given back to the pool) when done, never left open in an idle thread.
+        connection.close()
+
+
+def retrieval_start(*, tenant, bot: Bot, query: str) -> Future:
+    """Start `knowledge.selectors.search` for `query`; its result is the passages.
+
+    It runs on a worker thread (its own connection) so that embedding the
+    question overlaps storing it — except inside a transaction (tests, a
+    caller's atomic block), whose uncommitted rows another connection could
+    not see: then it runs here and now.
+    """
+    if connection.in_atomic_block:
+        future: Future = Future()
+        try:
+            future.set_result(search(tenant=tenant, bot=bot, query=query))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+    return _retrieval_pool.submit(_search_in_worker, tenant=tenant, bot=bot, query=query)
+
+
 def source_of(passage) -> dict:
     return {
         "document_id": passage.document_id,
@@ -234,24 +265,32 @@ def reply_prepare(
     OpenAI-shaped endpoint, whose clients send it); either way it is cut to
     `CHAT_HISTORY_TOKEN_BUDGET` tokens, newest messages kept.
     """
-    from knowledge.selectors import search
-
     started_at = started_at or time.perf_counter()
     if bot.status != Bot.Status.ACTIVE:
         raise ConflictError(f"The bot {bot.public_id} is disabled.", code="bot_disabled", param="bot_id")
     provider = get_provider()
-    conversation, message, created = user_message_record(
-        tenant=tenant,
-        bot=bot,
-        conversation=conversation,
-        content=user_message,
-        metadata=metadata or {},
-        end_user_id=end_user_id,
-    )
-    passages = provider.usable_passages(search(tenant=tenant, bot=bot, query=user_message))
+    # Retrieval (embedding the question, then the search) overlaps the writes below.
+    retrieval = retrieval_start(tenant=tenant, bot=bot, query=user_message)
+    try:
+        conversation, message, created = user_message_record(
+            tenant=tenant,
+            bot=bot,
+            conversation=conversation,
+            content=user_message,
+            metadata=metadata or {},
+            end_user_id=end_user_id,
+        )
+    except BaseException:
+        retrieval.cancel()
+        raise
+    passages = provider.usable_passages(retrieval.result())
     if history is None:
-        history = selectors.history_messages(
-            conversation=conversation, before_id=message.id, limit=settings.CHAT_HISTORY_MAX_MESSAGES
+        history = (
+            []
+            if created
+            else selectors.history_messages(
+                conversation=conversation, before_id=message.id, limit=settings.CHAT_HISTORY_MAX_MESSAGES
+            )
         )
     history = history_within_budget(history, settings.CHAT_HISTORY_TOKEN_BUDGET)
     model = provider.model_for(bot)
