@@ -302,15 +302,6 @@ CHAT_HEARTBEAT_SECONDS = env.float("CHAT_HEARTBEAT_SECONDS", default=15.0)
 CHAT_EXTRACTIVE_MIN_SCORE = env.float("CHAT_EXTRACTIVE_MIN_SCORE", default=0.3)
 # Threads per process that retrieve passages while the customer's message is being stored.
 CHAT_RETRIEVAL_THREADS = env.int("CHAT_RETRIEVAL_THREADS", default=4)
-# Under ASGI every request runs on a new thread, so CONN_MAX_AGE cannot keep connections: a request
-# (and each retrieval) opened one. DB_POOL=true keeps them in a psycopg pool per process instead.
-if env.bool("DB_POOL", default=False):
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
-        "max_size": env.int("DB_POOL_MAX_SIZE", default=20),
-        "timeout": 10,
-    }
 if CHAT_MAX_MESSAGE_CHARS < 1 or CHAT_HISTORY_TOKEN_BUDGET < 0 or CHAT_HEARTBEAT_SECONDS <= 0:
     raise ImproperlyConfigured(
         "CHAT_MAX_MESSAGE_CHARS, CHAT_HISTORY_TOKEN_BUDGET and CHAT_HEARTBEAT_SECONDS must be positive."
