@@ -40,39 +40,59 @@ INTERRUPTED_ERROR = "Interrupted: the worker was lost before it recorded a resul
 # --- fan-out -------------------------------------------------------------------
 
 
-def event_dispatch(*, event_id: int) -> list[int]:
+def _event_mark_dispatched(event_id: int, now: datetime) -> Event | None:
+    """Conditional UPDATE: mark the event dispatched if nobody has and return it; None if already dispatched.
+
+    The row stays locked until the caller's transaction ends, so a second
+    dispatcher waits, then finds it dispatched.
+    """
+    table = Event._meta.db_table
+    marked = Event.objects.raw(
+        f"UPDATE {table} SET dispatched_at = %s WHERE id = %s AND dispatched_at IS NULL RETURNING *",
+        [now, event_id],
+    )
+    return next(iter(marked), None)
+
+
+def _lease(now: datetime) -> datetime:
+    return now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS + settings.WEBHOOK_CLAIM_GRACE_SECONDS)
+
+
+def event_dispatch(*, event_id: int, send_if_single: bool = False) -> list[int]:
     """Create the event's deliveries (one per subscribed, enabled endpoint) and queue them.
 
-    Returns the ids of the deliveries queued. A second call finds the event
-    dispatched (or locked by the first) and does nothing.
+    With `send_if_single` (the dispatch task), a lone delivery is created
+    already claimed and attempted right here instead of taking another trip
+    through the queue; several are queued separately so that a slow endpoint
+    does not hold up the others. Returns the ids of the deliveries. A second
+    call finds the event dispatched and does nothing.
     """
+    now = timezone.now()
     with transaction.atomic():
-        event = (
-            Event.objects.select_for_update(skip_locked=True)
-            .filter(pk=event_id, dispatched_at__isnull=True)
-            .only("pk", "tenant_id", "type")
-            .first()
-        )
+        event = _event_mark_dispatched(event_id, now)
         if event is None:
             return []
-        now = timezone.now()
-        endpoint_ids = list(
-            webhook_endpoints_subscribed(tenant_id=event.tenant_id, event_type=event.type).values_list("pk", flat=True)
-        )
-        Delivery.objects.bulk_create(
+        endpoints = list(webhook_endpoints_subscribed(tenant_id=event.tenant_id, event_type=event.type))
+        send_here = send_if_single and len(endpoints) == 1
+        claimed = {
+            "status": Delivery.Status.SENDING,
+            "attempts": 1,
+            "claimed_until": _lease(now),
+            "last_attempt_at": now,
+        }
+        deliveries = Delivery.objects.bulk_create(
             [
-                Delivery(endpoint_id=endpoint_id, event_id=event.pk, next_attempt_at=now, queued_at=now)
-                for endpoint_id in endpoint_ids
-            ],
-            ignore_conflicts=True,
+                Delivery(endpoint=endpoint, event=event, next_attempt_at=now, queued_at=None, **claimed)
+                if send_here
+                else Delivery(endpoint=endpoint, event=event, next_attempt_at=now, queued_at=now)
+                for endpoint in endpoints
+            ]
         )
-        Event.objects.filter(pk=event.pk).update(dispatched_at=now)
-        delivery_ids = list(
-            Delivery.objects.filter(event_id=event.pk, status=Delivery.Status.PENDING, attempts=0).values_list(
-                "pk", flat=True
-            )
-        )
-    queueing.deliveries_send_enqueue(delivery_ids)
+    delivery_ids = [delivery.pk for delivery in deliveries]
+    if send_here:
+        _attempt(deliveries[0], now)
+    else:
+        queueing.deliveries_send_enqueue(delivery_ids)
     return delivery_ids
 
 
@@ -80,11 +100,10 @@ def event_dispatch(*, event_id: int) -> list[int]:
 
 
 def _claim(delivery_id: int, now: datetime) -> Delivery | None:
-    lease = timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS + settings.WEBHOOK_CLAIM_GRACE_SECONDS)
     claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING, next_attempt_at__lte=now).update(
         status=Delivery.Status.SENDING,
         attempts=F("attempts") + 1,
-        claimed_until=now + lease,
+        claimed_until=_lease(now),
         last_attempt_at=now,
         queued_at=None,
     )
@@ -109,10 +128,15 @@ def webhook_delivery_send(*, delivery_id: int) -> Delivery | None:
     delivery = _claim(delivery_id, now)
     if delivery is None:
         return None
-    endpoint, number = delivery.endpoint, delivery.attempts
-    body = event_body(delivery.event)
+    return _attempt(delivery, now)
+
+
+def _attempt(delivery: Delivery, now: datetime) -> Delivery | None:
+    """Send the claimed attempt (`delivery.attempts`) and record what happened."""
+    endpoint, event, number = delivery.endpoint, delivery.event, delivery.attempts
+    body = event_body(event)
     headers = signed_headers(
-        secrets=endpoint.signing_secrets(now), msg_id=delivery.event.public_id, timestamp=int(time.time()), body=body
+        secrets=endpoint.signing_secrets(now), msg_id=event.public_id, timestamp=int(time.time()), body=body
     )
     result = transport.post(
         url=endpoint.url,
@@ -122,12 +146,16 @@ def webhook_delivery_send(*, delivery_id: int) -> Delivery | None:
         allow_private=settings.ALLOW_PRIVATE_URLS,
     )
     try:
-        _record_attempt(delivery=delivery, number=number, started_at=now, result=result)
+        recorded = _record_attempt(delivery=delivery, number=number, started_at=now, result=result)
     except IntegrityError:
         # The endpoint (and its deliveries) was deleted while the request was in flight.
-        logger.info("Delivery %s was deleted during its attempt; result dropped.", delivery_id)
+        logger.info("Delivery %s was deleted during its attempt; result dropped.", delivery.pk)
         return None
-    delivery.refresh_from_db()
+    if recorded is None:
+        delivery.refresh_from_db()  # the claim ran out and the sweep took the delivery back
+    else:
+        for name, value in recorded.items():
+            setattr(delivery, name, value)
     return delivery
 
 
@@ -160,7 +188,14 @@ def retry_delay(*, number: int, result: transport.PostResult, now: datetime) -> 
     return schedule[number - 1] * random.uniform(1 - jitter, 1 + jitter)
 
 
-def _record_attempt(*, delivery: Delivery, number: int, started_at: datetime, result: transport.PostResult):
+def _record_attempt(
+    *, delivery: Delivery, number: int, started_at: datetime, result: transport.PostResult
+) -> dict | None:
+    """Log the attempt, set the delivery's next step and the endpoint's health.
+
+    Returns the delivery's new field values, or None when the claim was no
+    longer ours (the lease ran out); the attempt is logged either way.
+    """
     now = timezone.now()
     endpoint = delivery.endpoint
     error = result.error
@@ -176,15 +211,18 @@ def _record_attempt(*, delivery: Delivery, number: int, started_at: datetime, re
             status, next_attempt_at = Delivery.Status.FAILED, None
         else:
             status, next_attempt_at = Delivery.Status.PENDING, now + timedelta(seconds=delay)
+    changes = {
+        "status": status,
+        "next_attempt_at": next_attempt_at,
+        "claimed_until": None,
+        "last_response_code": result.status_code,
+        "last_duration_ms": result.duration_ms,
+        "last_error": error[:500],
+        "completed_at": now if status in (Delivery.Status.SUCCEEDED, Delivery.Status.FAILED) else None,
+    }
     with transaction.atomic():
-        Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING, attempts=number).update(
-            status=status,
-            next_attempt_at=next_attempt_at,
-            claimed_until=None,
-            last_response_code=result.status_code,
-            last_duration_ms=result.duration_ms,
-            last_error=error[:500],
-            completed_at=now if status in (Delivery.Status.SUCCEEDED, Delivery.Status.FAILED) else None,
+        updated = Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING, attempts=number).update(
+            **changes
         )
         # An "interrupted" row left by the sweep for this number is replaced by what really happened.
         DeliveryAttempt.objects.bulk_create(
@@ -205,10 +243,11 @@ def _record_attempt(*, delivery: Delivery, number: int, started_at: datetime, re
             unique_fields=["delivery", "number"],
             update_fields=["outcome", "duration_ms", "response_status", "response_body", "error"],
         )
-        if result.succeeded:
-            WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=False).update(failing_since=None)
-        else:
+        if not result.succeeded:
             _endpoint_record_failure(endpoint=endpoint, gone=gone, now=now)
+        elif endpoint.failing_since is not None:
+            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
+    return changes if updated else None
 
 
 def _endpoint_record_failure(*, endpoint: WebhookEndpoint, gone: bool, now: datetime) -> None:

@@ -19,9 +19,7 @@ def webhook_endpoint_get(*, tenant, public_id: str) -> WebhookEndpoint:
 
 def webhook_endpoints_subscribed(*, tenant_id: int, event_type: str):
     """Enabled endpoints of the tenant that subscribe to `event_type` (by name or with "*")."""
-    return WebhookEndpoint.objects.filter(
-        tenant_id=tenant_id, enabled=True, events__overlap=[event_type, ALL_EVENTS]
-    ).only("pk")
+    return WebhookEndpoint.objects.filter(tenant_id=tenant_id, enabled=True, events__overlap=[event_type, ALL_EVENTS])
 
 
 def webhook_delivery_list(*, endpoint: WebhookEndpoint, status: str | None = None):

@@ -1,0 +1,309 @@
+"""Webhook delivery benchmark: real Celery workers, Redis, PostgreSQL and a local HTTP receiver.
+
+    REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python bench/webhooks.py
+
+Events are emitted the way the app emits them (`event_emit` inside a
+transaction; after commit a dispatch task goes to the `webhooks` queue; the
+worker fans out and sends a signed POST to the receiver). Two phases:
+
+* **burst**: `--events` events committed in one transaction (a batch job);
+  deliveries per second = events / (last receipt − commit).
+* **paced**: `--rate` events per second for `--seconds`, each in its own
+  transaction, from `--emitters` threads (concurrent requests); latency from
+  the event's creation to its receipt at the receiver (p50/p95/p99), and the
+  delivery rate sustained.
+
+The receiver is a lean asyncio HTTP/1.1 server in a child process that
+records the arrival time of each request; duplicates (at-least-once) are
+counted apart.
+Without DATABASE_URL a fresh `bench_webhooks` database is made on the
+embedded PostgreSQL server, so the development database is not touched.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import quote
+
+BASE_DIR = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(BASE_DIR))
+
+
+def bench_database_url() -> str:
+    if os.environ.get("DATABASE_URL"):
+        return os.environ["DATABASE_URL"]
+    import psycopg
+
+    from bothero.embedded_postgres import embedded_database_settings
+
+    db = embedded_database_settings(BASE_DIR / "var" / "pgdata")
+    with psycopg.connect(host=db["HOST"], user=db["USER"], dbname="postgres", autocommit=True) as conn:
+        # A fresh database each run, migrated from scratch.
+        conn.execute('DROP DATABASE IF EXISTS "bench_webhooks" WITH (FORCE)')
+        conn.execute('CREATE DATABASE "bench_webhooks"')
+    return f"postgres://{db['USER']}@{quote(db['HOST'], safe='')}/bench_webhooks"
+
+
+def serve_receiver() -> None:
+    """A lean asyncio HTTP/1.1 receiver (its own process): answers 200 and prints "<webhook-id> <arrival time>".
+
+    Lighter than the tests' threaded http.server, so the machine's two cores go
+    to the system under test rather than to the receiver.
+    """
+    import asyncio
+
+    class Receiver(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+            self.buffer = b""
+
+        def data_received(self, data):
+            self.buffer += data
+            while True:
+                head_end = self.buffer.find(b"\r\n\r\n")
+                if head_end < 0:
+                    return
+                head = self.buffer[:head_end].decode("latin-1").split("\r\n")
+                headers = {name.lower(): value for name, _, value in (line.partition(": ") for line in head[1:])}
+                length = int(headers.get("content-length", "0"))
+                if len(self.buffer) < head_end + 4 + length:
+                    return
+                self.buffer = self.buffer[head_end + 4 + length :]
+                sys.stdout.write(f"{headers.get('webhook-id', '-')} {time.time():.6f}\n")
+                self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+
+    async def main():
+        server = await asyncio.get_running_loop().create_server(Receiver, "127.0.0.1", 0)
+        print(f"listening {server.sockets[0].getsockname()[1]}", flush=True)
+        while True:
+            await asyncio.sleep(0.01)
+            sys.stdout.flush()
+
+    asyncio.run(main())
+
+
+class ReceiverProcess:
+    """Runs `serve_receiver` in a child process and collects arrivals: {webhook-id: first arrival}, and a count."""
+
+    def __init__(self):
+        import threading
+
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve-receiver"], stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+        self.port = int(self.proc.stdout.readline().split()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.arrivals: list[tuple[str, float]] = []
+        self.changed = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            webhook_id, arrived = line.split()
+            with self.changed:
+                self.arrivals.append((webhook_id, float(arrived)))
+                self.changed.notify_all()
+
+    def wait_for(self, webhook_ids, timeout: float) -> dict[str, float]:
+        """Block until every one of `webhook_ids` has arrived; their first arrival times."""
+        wanted = set(webhook_ids)
+        first: dict[str, float] = {}
+        seen = 0
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                for webhook_id, arrived in self.arrivals[seen:]:
+                    if webhook_id in wanted:
+                        first.setdefault(webhook_id, arrived)
+                seen = len(self.arrivals)
+                if len(first) == len(wanted):
+                    return first
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{len(first)} of {len(wanted)} deliveries arrived in {timeout} s")
+                self.changed.wait(0.5)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def start_workers(count: int, concurrency: int, pool: str) -> list[subprocess.Popen]:
+    workers = []
+    for _ in range(count):
+        workers.append(
+            subprocess.Popen(
+                [str(BIN / "celery"), "-A", "bothero", "worker", "-Q", "webhooks", "-c", str(concurrency),
+                 "-P", pool, "-l", "warning", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+                cwd=BASE_DIR,
+                env=dict(os.environ),
+                start_new_session=True,
+            )
+        )  # fmt: skip
+    return workers
+
+
+def stop_workers(workers: list[subprocess.Popen]) -> None:
+    import signal
+
+    for worker in workers:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+    for worker in workers:
+        try:
+            worker.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=2000, help="events in the burst phase")
+    parser.add_argument("--rate", type=float, default=200.0, help="events per second in the paced phase")
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of the paced phase")
+    parser.add_argument("--emitters", type=int, default=8, help="threads emitting events in the paced phase")
+    parser.add_argument("--workers", type=int, default=1, help="Celery worker processes")
+    parser.add_argument("--concurrency", type=int, default=8, help="concurrency of each worker")
+    parser.add_argument("--pool", default="threads", help="Celery pool: threads, prefork, ...")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON line too")
+    parser.add_argument("--serve-receiver", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_receiver:
+        serve_receiver()
+        return 0
+
+    if not os.environ.get("REDIS_URL"):
+        print("Set REDIS_URL (the Celery broker), e.g. REDIS_URL=redis://127.0.0.1:6379/0", file=sys.stderr)
+        return 2
+    os.environ["DATABASE_URL"] = bench_database_url()
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="bothero.settings",
+        ALLOW_PRIVATE_URLS="true",
+        CELERY_TASK_ALWAYS_EAGER="false",
+        LOG_LEVEL="WARNING",
+    )
+    # Workers keep their database connections between tasks, as the README recommends for
+    # webhook workers; by default Celery closes the connection after every task.
+    os.environ.setdefault("CELERY_DB_REUSE_MAX", "1000")
+    os.environ.setdefault("DB_CONN_MAX_AGE", "600")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import transaction
+
+    from accounts.models import Plan, Tenant
+    from accounts.plans import plans_seed
+    from bothero.celery import app as celery_app
+    from webhooks.models import Delivery, Event, WebhookEndpoint
+    from webhooks.services import event_emit
+    from webhooks.signing import secret_generate
+
+    call_command("migrate", verbosity=0)
+    plans_seed(Plan)
+    with celery_app.connection_for_write() as connection:
+        connection.default_channel.queue_purge("webhooks")
+    tenant = Tenant.objects.create(name="webhook bench", plan=Plan.objects.get(slug="legend"))
+    receiver = ReceiverProcess()
+    WebhookEndpoint.objects.create(tenant=tenant, url=f"{receiver.url}/bench", events=["*"], secret=secret_generate())
+    emitted: dict[str, float] = {}
+
+    def emit(n: int) -> None:
+        with transaction.atomic():
+            event = event_emit(tenant=tenant, type="message.created", data={"n": n, "content": "x" * 200})
+        emitted[event.public_id] = event.created_at.timestamp()
+
+    workers = start_workers(args.workers, args.concurrency, args.pool)
+    emitters = ThreadPoolExecutor(max_workers=args.emitters)
+    results = {}
+    try:
+        # Warm-up: workers ready, connections open.
+        list(emitters.map(emit, range(50)))
+        receiver.wait_for(emitted, timeout=120)
+
+        # Burst: a batch of events committed at once (one transaction), then drained by the workers.
+        emitted.clear()
+        with transaction.atomic():
+            for n in range(args.events):
+                emit(n)
+        committed = time.time()  # the dispatch tasks are queued as the commit returns
+        arrivals = receiver.wait_for(emitted, timeout=600)
+        burst_seconds = max(arrivals.values()) - committed
+        results["burst"] = {
+            "events": args.events,
+            "deliveries_per_second": round(len(arrivals) / burst_seconds, 1),
+            "seconds": round(burst_seconds, 2),
+        }
+
+        # Paced: `--rate` events per second, each in its own transaction, from `--emitters` threads.
+        time.sleep(1)
+        emitted.clear()
+        total = int(args.rate * args.seconds)
+        started = time.time()
+        pending = []
+        for n in range(total):
+            delay = started + n / args.rate - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            pending.append(emitters.submit(emit, n))
+        for future in pending:
+            future.result()
+        emit_seconds = time.time() - started
+        arrivals = receiver.wait_for(emitted, timeout=600)
+        latencies = [(arrivals[event_id] - created) * 1000 for event_id, created in emitted.items()]
+        paced_seconds = max(arrivals.values()) - started
+        results["paced"] = {
+            "offered_rate": args.rate,
+            "emitted_rate": round(total / emit_seconds, 1),
+            "events": total,
+            "deliveries_per_second": round(len(arrivals) / paced_seconds, 1),
+            "latency_ms_p50": round(percentile(latencies, 0.50), 1),
+            "latency_ms_p95": round(percentile(latencies, 0.95), 1),
+            "latency_ms_p99": round(percentile(latencies, 0.99), 1),
+            "latency_ms_max": round(max(latencies), 1),
+            "latency_ms_mean": round(statistics.mean(latencies), 1),
+        }
+        results["duplicates"] = len(receiver.arrivals) - len({webhook_id for webhook_id, _ in receiver.arrivals})
+        results["failed_or_pending"] = (
+            Delivery.objects.filter(endpoint__tenant=tenant).exclude(status="succeeded").count()
+        )
+        results["setup"] = {"workers": args.workers, "concurrency": args.concurrency, "pool": args.pool,
+                            "cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 1)}  # fmt: skip
+    finally:
+        emitters.shutdown()
+        stop_workers(workers)
+        receiver.stop()
+        Event.objects.filter(tenant=tenant).delete()
+        tenant.delete()
+
+    burst, paced = results["burst"], results["paced"]
+    print(f"setup: {results['setup']}")
+    print(
+        f"burst: {burst['events']} events committed at once → {burst['deliveries_per_second']} deliveries/s "
+        f"(drained in {burst['seconds']} s)"
+    )
+    print(
+        f"paced at {paced['offered_rate']:g}/s (emitted {paced['emitted_rate']}/s) for {paced['events']} events: "
+        f"{paced['deliveries_per_second']} "
+        f"deliveries/s, event→receipt p50 {paced['latency_ms_p50']} ms, p95 {paced['latency_ms_p95']} ms, "
+        f"p99 {paced['latency_ms_p99']} ms, max {paced['latency_ms_max']} ms"
+    )
+    print(f"duplicates: {results['duplicates']}, not succeeded: {results['failed_or_pending']}")
+    if args.json:
+        print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""Delivery through real processes: uvicorn serving the API, Celery workers on the `webhooks` queue, Redis.
+
+These need REDIS_URL (the broker) and use `transactional_db` (the processes only see committed rows).
+"""
+
+import logging
+import os
+import signal
+import time
+from contextlib import contextmanager
+
+import httpx
+import pytest
+from celery import Celery
+from django.db import transaction
+from standardwebhooks import Webhook
+
+from bothero.celery import app as celery_app
+from bothero.testing.factories import BotFactory
+from bothero.testing.processes import celery_worker, free_port, uvicorn_server
+from conftest import make_actor
+from webhooks import queueing
+from webhooks.models import Delivery, Event
+from webhooks.services import event_emit
+from webhooks.tasks import sweep
+from webhooks.tests.conftest import make_endpoint
+from webhooks.tests.receiver import Reply
+
+needs_redis = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs a real broker: set REDIS_URL")
+WORKER_ENV = {"ALLOW_PRIVATE_URLS": "true", "WEBHOOK_DISPATCH_GRACE_SECONDS": "0"}
+
+
+@pytest.fixture
+def through_the_broker():
+    """Queue tasks on the real broker from this process (the suite runs them eagerly otherwise)."""
+    with celery_app.connection_for_write() as connection:
+        connection.default_channel.queue_purge(queueing.QUEUE)
+    celery_app.conf.task_always_eager = False
+    try:
+        yield
+    finally:
+        celery_app.conf.task_always_eager = True
+
+
+def wait_until(condition, timeout=30.0, message="condition"):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        time.sleep(0.1)
+
+
+@contextmanager
+def webhook_worker(**env):
+    with celery_worker(queues=queueing.QUEUE, **{**WORKER_ENV, **env}) as worker:
+        yield worker
+
+
+def test_a_broker_failure_is_logged_and_not_raised(caplog):
+    """What the request sees when Redis is down at commit: nothing but a warning in the log."""
+    unreachable = Celery("unreachable", broker=f"redis://127.0.0.1:{free_port()}/0")
+    unreachable.conf.broker_connection_timeout = 1
+
+    @unreachable.task(name="webhooks.test_unreachable")
+    def noop(event_id):
+        raise AssertionError("must not run")
+
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="webhooks.queueing"):
+        assert queueing._enqueue(noop, 123) is False
+    assert time.monotonic() - started < 5
+    assert "the webhook sweep will pick it up" in caplog.text
+
+
+@pytest.mark.slow
+@needs_redis
+def test_a_worker_killed_mid_delivery_is_retried_not_lost(transactional_db, receiver, through_the_broker):
+    actor = make_actor()
+    endpoint = make_endpoint(actor.tenant, f"{receiver.url}/hooks", events=["bot.created"])
+    receiver.reply_with(Reply(delay=60))  # the first attempt stalls until the worker is killed
+    # Lease = time-out + grace: 3 s after the claim the attempt counts as lost.
+    env = {"WEBHOOK_TIMEOUT_SECONDS": "3", "WEBHOOK_CLAIM_GRACE_SECONDS": "0"}
+    with webhook_worker(**env) as worker:
+        with transaction.atomic():
+            event = event_emit(tenant=actor.tenant, type="bot.created", data={"id": "bot_1"})
+        receiver.wait_for(1, timeout=30)
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+    delivery = Delivery.objects.get(endpoint=endpoint)
+    assert (delivery.status, delivery.attempts) == ("sending", 1)
+
+    wait_until(lambda: Delivery.objects.get(pk=delivery.pk).claimed_until.timestamp() < time.time(), 10, "lease")
+    with webhook_worker(**env):
+        sweep.apply_async(queue=queueing.QUEUE)
+        first, second = receiver.wait_for(2, timeout=30)
+        wait_until(lambda: Delivery.objects.get(pk=delivery.pk).status == "succeeded", 15, "success recorded")
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == event.public_id
+    Webhook(endpoint.secret).verify(second.body, second.headers)
+    delivery.refresh_from_db()
+    assert delivery.attempts == 2
+    assert [(a.number, a.outcome) for a in delivery.attempt_log.all()] == [(1, "interrupted"), (2, "succeeded")]
+
+
+@pytest.mark.slow
+@needs_redis
+def test_an_event_emitted_while_redis_is_down_is_delivered_once_it_is_back(
+    transactional_db, receiver, through_the_broker
+):
+    actor = make_actor()
+    endpoint = make_endpoint(actor.tenant, f"{receiver.url}/hooks", events=["bot.created"])
+    # The API's broker is a closed port: the after-commit enqueue fails.
+    broker_down = f"redis://127.0.0.1:{free_port()}/0"
+    with uvicorn_server(CELERY_BROKER_URL=broker_down, ALLOW_PRIVATE_URLS="true") as base_url:
+        started = time.monotonic()
+        response = httpx.post(
+            f"{base_url}/v1/bots",
+            json={"name": "Support"},
+            headers={"Authorization": f"Bearer {actor.key}"},
+            timeout=30,
+        )
+        elapsed = time.monotonic() - started
+    assert response.status_code == 201, response.text
+    assert elapsed < 5
+    event = Event.objects.get(tenant=actor.tenant, type="bot.created")
+    assert event.data["id"] == response.json()["id"]
+    assert event.dispatched_at is None
+    assert receiver.requests == []
+
+    with webhook_worker():  # Redis is back: the beat sweep (sent here directly) finds the event
+        sweep.apply_async(queue=queueing.QUEUE)
+        [request] = receiver.wait_for(1, timeout=30)
+        wait_until(lambda: Delivery.objects.filter(endpoint=endpoint, status="succeeded").exists(), 15, "success")
+    payload = Webhook(endpoint.secret).verify(request.body, request.headers)
+    assert payload["id"] == event.public_id
+    assert payload["data"]["id"] == response.json()["id"]
+
+
+@pytest.mark.slow
+@needs_redis
+def test_chatting_with_a_bot_sends_signed_message_created_webhooks(transactional_db, receiver, through_the_broker):
+    actor = make_actor()
+    bot = BotFactory(tenant=actor.tenant)
+    auth = {"Authorization": f"Bearer {actor.key}"}
+    with uvicorn_server(ALLOW_PRIVATE_URLS="true") as base_url, webhook_worker():
+        created = httpx.post(
+            f"{base_url}/v1/webhooks",
+            json={"url": f"{receiver.url}/hooks", "events": ["message.created"]},
+            headers=auth,
+            timeout=30,
+        )
+        assert created.status_code == 201, created.text
+        secret = created.json()["secret"]
+        reply = httpx.post(
+            f"{base_url}/v1/chat/completions",
+            json={"bot_id": bot.public_id, "message": "Hello, are you open on Sundays?"},
+            headers=auth,
+            timeout=60,
+        )
+        assert reply.status_code == 200, reply.text
+        requests = receiver.wait_for(2, timeout=30)
+        deliveries = httpx.get(f"{base_url}/v1/webhooks/{created.json()['id']}/deliveries", headers=auth).json()
+    payloads = [Webhook(secret).verify(request.body, request.headers) for request in requests]
+    assert {payload["type"] for payload in payloads} == {"message.created"}
+    assert reply.json()["id"] in {payload["data"]["id"] for payload in payloads}
+    assert len(deliveries["data"]) == 2
