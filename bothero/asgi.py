@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP through Django (static files first), websockets through Channels' router."""
+"""ASGI entry point: HTTP through Django (static files first, oversized bodies refused before they are
+read), websockets through Channels' router."""
 
 import os
 
@@ -12,12 +13,13 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up first)
 
+from bothero.middleware import BodySizeLimitASGI  # noqa: E402
 from bothero.routing import websocket_urlpatterns  # noqa: E402
 from bothero.staticfiles import StaticFiles  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": StaticFiles(django_asgi_app),
+        "http": StaticFiles(BodySizeLimitASGI(django_asgi_app)),
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

@@ -225,3 +225,55 @@ def test_every_response_has_a_distinct_request_id(alice, alice_bot):
         assert response["X-Request-Id"].startswith("req_")
         ids.add(response["X-Request-Id"])
     assert len(ids) == 5
+
+
+# --- body limits at the ASGI server ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_server_refuses_an_oversized_body_before_receiving_it(transactional_db):
+    import socket
+
+    import httpx
+
+    from bothero.testing.processes import uvicorn_server
+
+    actor = make_actor()
+    auth = {"Authorization": f"Bearer {actor.key}", "Content-Type": "application/json"}
+    with uvicorn_server() as base:
+        port = int(base.rsplit(":", 1)[1])
+        # A declared 100 MB body, none of it sent: the answer comes at once, so nothing waited for the body.
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            conn.sendall(
+                b"POST /v1/bots HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 104857600\r\n\r\n"
+            )
+            raw = b""
+            while b"\r\n\r\n" not in raw or not raw.rstrip().endswith(b"}}"):
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                raw += chunk
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 413"), head
+        error = json.loads(body)["error"]
+        assert (error["code"], error["type"]) == ("request_too_large", "invalid_request_error")
+        assert f"x-request-id: {error['request_id']}".encode() in head
+
+        def chunks(total: int):
+            for _ in range(total // 65536):
+                yield b" " * 65536
+
+        # Sent without a length (chunked): refused once it passes the 1 MB JSON limit.
+        response = httpx.post(f"{base}/v1/bots", content=chunks(3 * 1024 * 1024), headers=auth, timeout=10)
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "request_too_large"
+
+        # A small chunked body still reaches the API.
+        def small():
+            yield b'{"name": '
+            yield b'"Chunked"}'
+
+        response = httpx.post(f"{base}/v1/bots", content=small(), headers=auth, timeout=10)
+        assert response.status_code == 201, response.text
+        assert response.json()["name"] == "Chunked"

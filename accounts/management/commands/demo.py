@@ -2,7 +2,7 @@
 
 The key is stored only as a hash, so a fresh key is made on every run and the
 previous demo keys are revoked; the command prints the new one and a curl.
-The FAQ is added once (the knowledge base skips the same text for the same bot).
+The FAQ (knowledge/fixtures/demo_faq.md) is added once and ingested before the command ends.
 """
 
 from django.core.management.base import BaseCommand
@@ -17,27 +17,6 @@ DEMO_TENANT = "Demo"
 DEMO_KEY_NAME = "Demo key"
 DEMO_BOT = "Demo Support Bot"
 DEMO_OWNER = "demo@bothero.local"
-DEMO_FAQ_TITLE = "Acme Widgets FAQ"
-DEMO_FAQ = """# Acme Widgets FAQ
-
-## Opening hours
-We're open Monday through Friday, 9 AM to 6 PM EST. We are closed on weekends and US public holidays.
-
-## Pricing
-The Basic Widget costs $19. The Pro Widget costs $49 and includes a two-year warranty.
-Volume discounts start at 50 units: email sales@acme.example for a quote.
-
-## Shipping
-Orders placed before 2 PM EST ship the same business day. Standard shipping takes 3 to 5 business days
-and is free on orders over $75.
-
-## Refunds and returns
-You can return any widget within 30 days of delivery for a full refund. Start a return from your order page;
-refunds reach your card within 5 business days of the return arriving.
-
-## Contact
-Email support@acme.example or call +1 555 0100 during opening hours. For urgent issues, use live chat.
-"""
 
 
 class Command(BaseCommand):
