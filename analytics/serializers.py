@@ -223,12 +223,16 @@ class SeriesTotalsSerializer(serializers.Serializer):
     fallbacks = serializers.IntegerField()
 
 
-class SeriesPointSerializer(SeriesTotalsSerializer):
+class SeriesPointSerializer(serializers.Serializer):
     label = serializers.CharField(
         help_text="The bucket's local start: a date for days and weeks, a date-time with offset for hours."
     )
     start = serializers.DateTimeField(help_text="First instant counted (UTC).")
     end = serializers.DateTimeField(help_text="First instant not counted (UTC).")
+    conversations = serializers.IntegerField()
+    messages = serializers.IntegerField()
+    leads = serializers.IntegerField()
+    fallbacks = serializers.IntegerField()
 
 
 class SeriesSerializer(serializers.Serializer):

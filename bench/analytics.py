@@ -333,6 +333,8 @@ def main() -> None:
             "python": platform.python_version(),
             "postgres": connection.pg_version,
             "redis": bool(os.environ.get("REDIS_URL")),
+            # Other processes share the CPUs: the 1/5/15-minute load averages when the timings ended.
+            "load_average": [round(load, 2) for load in os.getloadavg()],
         },
         "data_set": {
             "messages": Message.objects.filter(tenant=tenant).count(),
@@ -358,6 +360,7 @@ def main() -> None:
         f"the last 30 days hold {sample['current']['messages']:,} messages"
     )
     print(f"rollup: {rollup['days']} days in {rollup['seconds']} s ({rollup['ms_per_day']} ms/day)")
+    print(f"load average at the end: {report['machine']['load_average']} on {os.cpu_count()} CPUs")
     print()
     print(f"{'measurement':<{width}}  {'n':>4}  {'p50 ms':>8}  {'p95 ms':>8}  {'max ms':>8}")
     print(f"{'-' * width}  {'-' * 4}  {'-' * 8}  {'-' * 8}  {'-' * 8}")
