@@ -2,17 +2,17 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from accounts.models import ApiKey
-from bothero.api.serializers import StrictBooleanField, StrictSerializer
+from bothero.api.serializers import StrictBooleanField, StrictCharField, StrictSerializer
 
 GRANT_TYPES = ("api_key", "password")
 
 
 class TokenExchangeSerializer(StrictSerializer):
     grant_type = serializers.ChoiceField(choices=GRANT_TYPES)
-    api_key = serializers.CharField(required=False, max_length=200)
+    api_key = StrictCharField(required=False, max_length=200)
     email = serializers.EmailField(required=False)
-    password = serializers.CharField(required=False, max_length=200, style={"input_type": "password"})
-    tenant_id = serializers.CharField(
+    password = StrictCharField(required=False, max_length=200, style={"input_type": "password"})
+    tenant_id = StrictCharField(
         required=False,
         max_length=40,
         help_text="grant_type password: the tenant to sign in to, for a member of several (default: the first).",
@@ -29,11 +29,11 @@ class TokenExchangeSerializer(StrictSerializer):
 
 
 class RefreshSerializer(StrictSerializer):
-    refresh_token = serializers.CharField(max_length=200)
+    refresh_token = StrictCharField(max_length=200)
 
 
 class RevokeSerializer(StrictSerializer):
-    token = serializers.CharField(required=False, max_length=200)
+    token = StrictCharField(required=False, max_length=200)
 
 
 class TokenResponseSerializer(serializers.Serializer):
@@ -44,7 +44,7 @@ class TokenResponseSerializer(serializers.Serializer):
 
 
 class ApiKeyCreateSerializer(StrictSerializer):
-    name = serializers.CharField(max_length=100)
+    name = StrictCharField(max_length=100)
     require_signature = StrictBooleanField(
         default=False, help_text="Requests with this key must be signed; the signing secret is shown once."
     )

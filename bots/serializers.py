@@ -1,6 +1,12 @@
 from rest_framework import serializers
 
-from bothero.api.serializers import StrictBooleanField, StrictFloatField, StrictIntegerField, StrictSerializer
+from bothero.api.serializers import (
+    StrictBooleanField,
+    StrictCharField,
+    StrictFloatField,
+    StrictIntegerField,
+    StrictSerializer,
+)
 from bots.models import DEFAULT_MODEL, Bot
 
 LEAD_FIELDS = ("name", "email", "phone")
@@ -24,16 +30,14 @@ class LeadCaptureSerializer(StrictSerializer):
 
 
 class BotInputSerializer(StrictSerializer):
-    name = serializers.CharField(max_length=100)
-    description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
-    instructions = serializers.CharField(
-        max_length=20000, required=False, allow_blank=True, help_text="The system prompt."
-    )
-    model = serializers.CharField(max_length=100, required=False, default=DEFAULT_MODEL)
+    name = StrictCharField(max_length=100)
+    description = StrictCharField(max_length=2000, required=False, allow_blank=True)
+    instructions = StrictCharField(max_length=20000, required=False, allow_blank=True, help_text="The system prompt.")
+    model = StrictCharField(max_length=100, required=False, default=DEFAULT_MODEL)
     temperature = StrictFloatField(min_value=0.0, max_value=2.0, required=False)
     max_tokens = StrictIntegerField(min_value=1, max_value=32768, required=False)
-    welcome_message = serializers.CharField(max_length=2000, required=False, allow_blank=True)
-    fallback_message = serializers.CharField(max_length=2000, required=False)
+    welcome_message = StrictCharField(max_length=2000, required=False, allow_blank=True)
+    fallback_message = StrictCharField(max_length=2000, required=False)
     retrieval = RetrievalSerializer(required=False)
     lead_capture = LeadCaptureSerializer(required=False)
     status = serializers.ChoiceField(choices=Bot.Status.choices, required=False)

@@ -125,6 +125,8 @@ def test_delete_removes_the_bot_and_emits_bot_deleted(alice, alice_bot):
         ({"name": "x", "lead_capture": {"fields": ["address"]}}, "lead_capture.fields.0", "invalid_choice"),
         ({"name": "x", "status": "deleted"}, "status", "invalid_choice"),
         ({"name": "x", "temperature": "0.5"}, "temperature", "invalid_request"),
+        ({"name": 5}, "name", "invalid_request"),
+        ({"name": "x", "fallback_message": 0}, "fallback_message", "invalid_request"),
         ({"name": "x", "max_tokens": 10.5}, "max_tokens", "invalid_request"),
         ({"name": "x", "max_tokens": True}, "max_tokens", "invalid_request"),
         ({"name": "x", "lead_capture": {"enabled": 1}}, "lead_capture.enabled", "invalid_request"),
