@@ -26,6 +26,14 @@ class DocumentAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    # Deleting goes through the service, which also updates the bot's full-text statistics and removes the file.
+    def delete_model(self, request, obj):
+        services.document_delete(document=obj)
+
+    def delete_queryset(self, request, queryset):
+        for document in queryset:
+            services.document_delete(document=document)
+
     @admin.action(description="Reindex the selected documents")
     def reindex(self, request, queryset):
         count = 0

@@ -85,16 +85,18 @@ _VECTOR_HITS = """
 
 # Chunks of one bot matching enough of the query's weight, ranked 1..n (see `_lexical_plan`).
 _TEXT_HITS = """
-    SELECT id, row_number() OVER (ORDER BY text_score DESC, cover DESC, id) AS rank
+    SELECT id, row_number() OVER (
+        ORDER BY text_score DESC, ts_rank_cd(search_vector, %(text_candidates)s::tsquery) DESC, id
+    ) AS rank
     FROM (
-        SELECT id, text_score, cover FROM (
-            SELECT id, ({score}) AS text_score, ts_rank_cd(search_vector, %(text_candidates)s::tsquery) AS cover
+        SELECT id, search_vector, text_score FROM (
+            SELECT id, search_vector, ({score}) AS text_score
             FROM knowledge_chunk
             WHERE bot_id = %(bot_id)s AND search_vector @@ %(text_candidates)s::tsquery
             LIMIT %(text_scan_limit)s
         ) AS matching
         WHERE text_score >= %(text_min_score)s
-        ORDER BY text_score DESC, cover DESC, id
+        ORDER BY text_score DESC
         LIMIT %(candidates)s
     ) AS matched
 """
@@ -120,8 +122,9 @@ _QUERY_LEXEMES = f"""
 # A full-text hit must match at least this share of the query's IDF weight: a chunk
 # sharing only a common word ("widget" in a widget shop) is not a hit.
 MIN_TEXT_MATCH = 0.3
-# Rows scored per full-text search at most (a query made only of very common words).
-TEXT_SCAN_LIMIT = 20000
+# Chunk matches the candidate lexemes may add up to (see `lexical_plan`), and the rows
+# scored at most when even the rarest query word is that common.
+TEXT_CANDIDATE_BUDGET = 500
 
 
 @dataclass(frozen=True)
@@ -142,21 +145,27 @@ def lexical_plan(frequencies: dict[str, int], total: int) -> LexicalPlan | None:
     """Weigh the query's lexemes by IDF and pick the ones a hit must contain at least one of.
 
     Postgres ranks full-text matches without IDF, so an OR of the query's
-    words lets any chunk sharing a common word in. Instead every lexeme gets its
-    BM25 IDF weight (words the bot has never seen weigh most: a chunk cannot
-    match them, but they still count in the query's total), and a hit must reach
-    `MIN_TEXT_MATCH` of the total. Only the rarest lexemes are needed to find
-    the candidates (MaxScore): the common ones together cannot reach the bar,
-    so every hit contains at least one rare one.
+    words lets in any chunk sharing a common word. Instead each lexeme the bot
+    knows gets its BM25 IDF weight, and a hit must match `MIN_TEXT_MATCH` of the
+    query's total weight (words the bot has never seen match nothing and count
+    for nothing). Candidates are found through the rarest lexemes only: as in
+    MaxScore, once the remaining, commoner lexemes together cannot reach the
+    bar, every hit must contain one of the rare ones. To bound the work on
+    large bots, candidate lexemes are also added only while their chunk counts
+    sum to at most `TEXT_CANDIDATE_BUDGET` (the rarest one is always used):
+    a chunk that matches only common words may then be missed.
     """
     known = sorted((lexeme for lexeme, df in frequencies.items() if df > 0), key=lambda lexeme: frequencies[lexeme])
     if not known:
         return None
     weights = {lexeme: idf(frequencies[lexeme], total) for lexeme in known}
     min_score = MIN_TEXT_MATCH * sum(weights.values())
-    candidates, rest = [], sum(weights.values())
+    candidates, rest, rows = [], sum(weights.values()), 0
     for lexeme in known:
+        if candidates and rows + frequencies[lexeme] > TEXT_CANDIDATE_BUDGET:
+            break
         candidates.append(lexeme)
+        rows += frequencies[lexeme]
         rest -= weights[lexeme]
         if rest < min_score:
             break
@@ -260,7 +269,7 @@ def _text_hits_sql(cursor, *, bot, query: str, params: dict) -> str | None:
         )
     params["text_candidates"] = " | ".join(_tsquery_term(lexeme) for lexeme in plan.candidate_terms)
     params["text_min_score"] = plan.min_score - 1e-9
-    params["text_scan_limit"] = TEXT_SCAN_LIMIT
+    params["text_scan_limit"] = TEXT_CANDIDATE_BUDGET
     return _TEXT_HITS.format(score=" + ".join(score_terms))
 
 

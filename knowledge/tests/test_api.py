@@ -373,3 +373,17 @@ def test_search_never_returns_another_bots_or_tenants_chunks(alice, alice_bot, c
     for query in ("How much does the Widget Pro cost?", "flagship store Harbour Street", "widget store price gift"):
         results = search(alice.client, alice_bot, query, top_k=50)
         assert {passage["chunk_id"] for passage in results} <= own, query
+
+
+def test_every_knowledge_endpoint_is_in_the_openapi_schema(anonymous_client):
+    paths = anonymous_client.get("/v1/openapi.json").json()["paths"]
+
+    assert set(paths["/v1/knowledge/upload"]) >= {"post"}
+    assert set(paths["/v1/knowledge/search"]) >= {"post"}
+    assert set(paths["/v1/knowledge/documents"]) >= {"get"}
+    assert set(paths["/v1/knowledge/documents/{id}"]) >= {"get", "delete"}
+    assert set(paths["/v1/knowledge/documents/{id}/reindex"]) >= {"post"}
+    assert set(paths["/v1/knowledge/{id}"]) >= {"delete"}
+    upload = paths["/v1/knowledge/upload"]["post"]
+    assert set(upload["requestBody"]["content"]) == {"multipart/form-data", "application/json"}
+    assert {"200", "202", "413", "415"} <= set(upload["responses"])
