@@ -35,7 +35,7 @@ from conversations.leads import ContactDetails, extract_contact_details
 from conversations.models import Conversation, Lead, Message
 from conversations.prompt import build_messages, count_prompt_tokens, count_tokens, history_within_budget
 from conversations.providers import ChatProvider, ProviderRequest, Usage, get_provider
-from conversations.serializers import ConversationSerializer, LeadSerializer, MessageSerializer
+from conversations.serializers import LeadSerializer, conversation_data, message_data
 from knowledge.selectors import search
 from webhooks.services import event_emit
 
@@ -186,7 +186,7 @@ def user_message_record(
             message_count=1,
             last_message_at=now,
         )
-        event_emit(tenant=tenant, type="conversation.created", data=ConversationSerializer(conversation).data)
+        event_emit(tenant=tenant, type="conversation.created", data=conversation_data(conversation))
     else:
         changes = {"message_count": F("message_count") + 1, "last_message_at": now, "updated_at": now}
         if metadata and {**conversation.metadata, **metadata} != conversation.metadata:
@@ -201,7 +201,7 @@ def user_message_record(
     message = Message.objects.create(
         tenant=tenant, bot=bot, conversation=conversation, role=Message.Role.USER, content=content
     )
-    event_emit(tenant=tenant, type="message.created", data=MessageSerializer(message).data)
+    event_emit(tenant=tenant, type="message.created", data=message_data(message))
     lead_capture(conversation=conversation, message=message)
     return conversation, message, created
 
@@ -374,7 +374,7 @@ def reply_finish(
     conversation.message_count += 1
     conversation.last_message_at = message.created_at
     usage_increment(tenant=prepared.tenant, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
-    event_emit(tenant=prepared.tenant, type="message.created", data=MessageSerializer(message).data)
+    event_emit(tenant=prepared.tenant, type="message.created", data=message_data(message))
     return message
 
 

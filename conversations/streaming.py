@@ -25,7 +25,7 @@ from django.conf import settings
 from bothero.api.errors import error_body
 from bothero.errors import ApplicationError, UpstreamError
 from conversations.models import Message
-from conversations.serializers import ChatCompletionSerializer
+from conversations.serializers import chat_completion_data
 from conversations.services import PreparedReply, reply_finish
 
 logger = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def start_data(prepared: PreparedReply) -> dict:
 
 
 def completion_data(message: Message) -> dict:
-    return ChatCompletionSerializer(message).data
+    return chat_completion_data(message)
 
 
 def error_data(exc: ApplicationError, request_id: str | None) -> dict:

@@ -37,6 +37,7 @@ from conversations.serializers import (
     ModelObjectSerializer,
     OpenAIChatCompletionSerializer,
     OpenAIChatRequestSerializer,
+    chat_completion_data,
     openai_completion,
 )
 
@@ -145,7 +146,7 @@ class ChatCompletionsView(TenantAPIView):
             request_id = request._request.request_id
             return _stream_response(lambda: streaming.native_sse(prepared, request_id=request_id), request)
         message = services.reply_generate(prepared)
-        return Response(ChatCompletionSerializer(message).data)
+        return Response(chat_completion_data(message))
 
     def _openai_shape(self, request):
         data = OpenAIChatRequestSerializer(data=request.data)

@@ -203,3 +203,21 @@ def test_an_outsider_gets_404_on_every_conversation_endpoint(alice, conversation
     assert Conversation.objects.filter(pk=conversation.pk).exists()
     assistant.refresh_from_db()
     assert assistant.feedback_rating is None
+
+
+def test_the_fast_representations_match_the_documented_serializers(alice, conversation):
+    from conversations.serializers import (
+        ChatCompletionSerializer,
+        ConversationSerializer,
+        MessageSerializer,
+        chat_completion_data,
+        conversation_data,
+        message_data,
+    )
+
+    conversation.refresh_from_db()
+    assert conversation_data(conversation) == ConversationSerializer(conversation).data
+    for message in conversation.messages.select_related("conversation", "bot"):
+        message.feedback_rating = "up" if message.role == "assistant" else None
+        assert message_data(message) == MessageSerializer(message).data
+        assert chat_completion_data(message) == ChatCompletionSerializer(message).data
