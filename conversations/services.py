@@ -36,6 +36,7 @@ from conversations.models import Conversation, Lead, Message
 from conversations.prompt import build_messages, count_prompt_tokens, count_tokens, history_within_budget
 from conversations.providers import ChatProvider, ProviderRequest, Usage, get_provider
 from conversations.serializers import LeadSerializer, conversation_data, message_data
+from knowledge.embeddings import EmbeddingError
 from knowledge.selectors import search
 from webhooks.services import event_emit
 
@@ -283,7 +284,10 @@ def reply_prepare(
     except BaseException:
         retrieval.cancel()
         raise
-    passages = provider.usable_passages(retrieval.result())
+    try:
+        passages = provider.usable_passages(retrieval.result())
+    except EmbeddingError as exc:
+        raise UpstreamError("The embedding service failed, so the question could not be searched.") from exc
     if history is None:
         history = (
             []

@@ -236,3 +236,13 @@ def test_a_streamed_answer_is_not_kept_for_replay(alice, faq_bot):
     assert again.status_code == 200
     assert parse_sse(streamed_body(again))[-1][0] == "message.completed"
     assert Message.objects.filter(role="assistant").count() == 2
+
+
+def test_a_failing_embedding_service_is_a_502(alice, faq_bot, llm_stub, settings):
+    # The stub has no /embeddings route: the OpenAI-compatible embedder gets a 404 and gives up.
+    settings.EMBEDDINGS_PROVIDER = "openai"
+    settings.EMBEDDINGS_BASE_URL = llm_stub.base_url
+    settings.EMBEDDINGS_MODEL = "missing-embedding-model"
+    response = chat(alice.client, bot_id=faq_bot.public_id, message="Refunds?")
+    assert response.status_code == 502
+    assert error_of(response)["code"] == "upstream_error"
