@@ -26,7 +26,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from webhooks import queueing, services, transport
+from bothero.ids import new_public_id
+from webhooks import queueing, services, sql, transport
 from webhooks.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 from webhooks.selectors import webhook_endpoints_subscribed
 from webhooks.signing import event_body, signed_headers
@@ -38,20 +39,6 @@ INTERRUPTED_ERROR = "Interrupted: the worker was lost before it recorded a resul
 
 
 # --- fan-out -------------------------------------------------------------------
-
-
-def _event_mark_dispatched(event_id: int, now: datetime) -> Event | None:
-    """Conditional UPDATE: mark the event dispatched if nobody has and return it; None if already dispatched.
-
-    The row stays locked until the caller's transaction ends, so a second
-    dispatcher waits, then finds it dispatched.
-    """
-    table = Event._meta.db_table
-    marked = Event.objects.raw(
-        f"UPDATE {table} SET dispatched_at = %s WHERE id = %s AND dispatched_at IS NULL RETURNING *",
-        [now, event_id],
-    )
-    return next(iter(marked), None)
 
 
 def _lease(now: datetime) -> datetime:
@@ -67,30 +54,43 @@ def event_dispatch(*, event_id: int, send_if_single: bool = False) -> list[int]:
     does not hold up the others. Returns the ids of the deliveries. A second
     call finds the event dispatched and does nothing.
     """
-    now = timezone.now()
-    with transaction.atomic():
-        event = _event_mark_dispatched(event_id, now)
+    for _try in range(3):
+        event = Event.objects.filter(pk=event_id, dispatched_at__isnull=True).first()
         if event is None:
             return []
-        endpoints = list(webhook_endpoints_subscribed(tenant_id=event.tenant_id, event_type=event.type))
-        send_here = send_if_single and len(endpoints) == 1
-        claimed = {
-            "status": Delivery.Status.SENDING,
-            "attempts": 1,
-            "claimed_until": _lease(now),
-            "last_attempt_at": now,
+        endpoints = {
+            endpoint.pk: endpoint
+            for endpoint in webhook_endpoints_subscribed(tenant_id=event.tenant_id, event_type=event.type)
         }
-        deliveries = Delivery.objects.bulk_create(
-            [
-                Delivery(endpoint=endpoint, event=event, next_attempt_at=now, queued_at=None, **claimed)
-                if send_here
-                else Delivery(endpoint=endpoint, event=event, next_attempt_at=now, queued_at=now)
-                for endpoint in endpoints
-            ]
-        )
-    delivery_ids = [delivery.pk for delivery in deliveries]
+        now = timezone.now()
+        send_here = send_if_single and len(endpoints) == 1
+        rows = [
+            {
+                "public_id": new_public_id("dlv"),
+                "endpoint_id": endpoint_id,
+                "status": Delivery.Status.SENDING if send_here else Delivery.Status.PENDING,
+                "attempts": 1 if send_here else 0,
+                "claimed_until": _lease(now) if send_here else None,
+                "last_attempt_at": now if send_here else None,
+                "queued_at": None if send_here else now,
+            }
+            for endpoint_id in endpoints
+        ]
+        try:
+            inserted = sql.event_dispatch_insert(event_id=event_id, now=now, rows=rows)
+            break
+        except IntegrityError:
+            continue  # an endpoint was deleted since we read it: read again
+    else:
+        raise RuntimeError(f"Could not dispatch event {event_id}: its endpoints keep changing.")
+    if inserted is None:
+        return []  # another dispatcher got there first
+    delivery_ids = [delivery_id for delivery_id, _endpoint_id in inserted]
     if send_here:
-        _attempt(deliveries[0], now)
+        [(delivery_id, endpoint_id)] = inserted
+        row = rows[0]
+        delivery = Delivery(pk=delivery_id, endpoint=endpoints[endpoint_id], event=event, next_attempt_at=now, **row)
+        _attempt(delivery, now)
     else:
         queueing.deliveries_send_enqueue(delivery_ids)
     return delivery_ids
@@ -220,33 +220,24 @@ def _record_attempt(
         "last_error": error[:500],
         "completed_at": now if status in (Delivery.Status.SUCCEEDED, Delivery.Status.FAILED) else None,
     }
-    with transaction.atomic():
-        updated = Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING, attempts=number).update(
-            **changes
-        )
-        # An "interrupted" row left by the sweep for this number is replaced by what really happened.
-        DeliveryAttempt.objects.bulk_create(
-            [
-                DeliveryAttempt(
-                    delivery_id=delivery.pk,
-                    number=number,
-                    outcome=DeliveryAttempt.Outcome.SUCCEEDED if result.succeeded else DeliveryAttempt.Outcome.FAILED,
-                    started_at=started_at,
-                    duration_ms=result.duration_ms,
-                    url=endpoint.url,
-                    response_status=result.status_code,
-                    response_body=result.body,
-                    error=error[:500],
-                )
-            ],
-            update_conflicts=True,
-            unique_fields=["delivery", "number"],
-            update_fields=["outcome", "duration_ms", "response_status", "response_body", "error"],
-        )
-        if not result.succeeded:
-            _endpoint_record_failure(endpoint=endpoint, gone=gone, now=now)
-        elif endpoint.failing_since is not None:
-            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
+    updated = sql.delivery_attempt_record(
+        delivery_id=delivery.pk,
+        number=number,
+        changes=changes,
+        attempt={
+            "outcome": DeliveryAttempt.Outcome.SUCCEEDED if result.succeeded else DeliveryAttempt.Outcome.FAILED,
+            "started_at": started_at,
+            "duration_ms": result.duration_ms,
+            "url": endpoint.url,
+            "response_status": result.status_code,
+            "response_body": result.body,
+            "error": error[:500],
+        },
+    )
+    if not result.succeeded:
+        _endpoint_record_failure(endpoint=endpoint, gone=gone, now=now)
+    elif endpoint.failing_since is not None:
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
     return changes if updated else None
 
 

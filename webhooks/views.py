@@ -32,6 +32,11 @@ class WebhookEndpointViewSet(mixins.ListModelMixin, TenantViewSet):
     def safely_get_queryset(self, tenant):
         return selectors.webhook_endpoint_list(tenant=tenant)
 
+    @property
+    def idempotency_keeps_success_body(self) -> bool:
+        # Creation and rotation answer the signing secret, shown once: never stored for replay.
+        return self.action not in ("create", "rotate_secret")
+
     @extend_schema(operation_id="webhooks_list", summary="List webhook endpoints")
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)

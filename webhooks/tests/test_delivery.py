@@ -478,3 +478,52 @@ def test_two_workers_never_send_the_same_attempt(transactional_db, receiver, set
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("succeeded", 1)
     assert json.loads(receiver.requests[0].body)["id"] == event.public_id
+
+
+def test_the_default_retry_schedule_is_the_documented_one():
+    from django.conf import settings
+
+    assert settings.WEBHOOK_RETRY_SCHEDULE == [5, 300, 1800, 7200, 18000, 36000, 36000]
+    assert settings.WEBHOOK_RETRY_JITTER == 0.2
+    assert settings.WEBHOOK_TIMEOUT_SECONDS == 10
+    assert settings.WEBHOOK_DISABLE_AFTER_SECONDS == 5 * 24 * 3600
+
+
+@pytest.mark.parametrize(("draw", "expected"), [("low", 300 * 0.8), ("high", 300 * 1.2)])
+def test_retry_delays_are_jittered_within_bounds(settings, monkeypatch, draw, expected):
+    from webhooks import delivery
+    from webhooks.transport import PostResult
+
+    settings.WEBHOOK_RETRY_SCHEDULE = [5, 300]
+    settings.WEBHOOK_RETRY_JITTER = 0.2
+    monkeypatch.setattr(delivery.random, "uniform", lambda low, high: low if draw == "low" else high)
+    delay = delivery.retry_delay(number=2, result=PostResult(status_code=500), now=timezone.now())
+    assert delay == pytest.approx(expected)
+    assert delivery.retry_delay(number=3, result=PostResult(status_code=500), now=timezone.now()) is None
+
+
+def test_an_endpoint_deleted_while_its_request_is_in_flight_drops_the_result(transactional_db, receiver, settings):
+    from conftest import make_actor
+
+    settings.ALLOW_PRIVATE_URLS = True
+    actor = make_actor()
+    endpoint = make_endpoint(actor.tenant, receiver.url)
+    event = Event.objects.create(tenant=actor.tenant, type="bot.created", data={}, dispatched_at=timezone.now())
+    delivery = Delivery.objects.create(endpoint=endpoint, event=event, next_attempt_at=timezone.now())
+    receiver.reply_with(Reply(delay=0.5))
+    results = []
+
+    def send():
+        try:
+            results.append(webhook_delivery_send(delivery_id=delivery.pk))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    receiver.wait_for(1)
+    endpoint.delete()
+    thread.join(10)
+    assert results == [None]
+    assert not Delivery.objects.exists()
+    assert not DeliveryAttempt.objects.exists()

@@ -253,3 +253,27 @@ def test_the_delivery_detail_shows_its_attempts(alice, alice_endpoint, receiver,
     assert body["status"] == "succeeded"
     assert [(a["number"], a["outcome"], a["response_status"]) for a in body["attempt_log"]] == [(1, "succeeded", 200)]
     assert body["attempt_log"][0]["response_body"] == "ok"
+
+
+def test_the_secret_is_not_kept_for_idempotent_replay(alice, receiver, private_urls):
+    from bothero.models import IdempotencyRecord
+
+    body = {"url": f"{receiver.url}/hooks", "events": ["*"]}
+    first = alice.client.post("/v1/webhooks", body, format="json", HTTP_IDEMPOTENCY_KEY="create-1")
+    assert first.status_code == 201
+    again = alice.client.post("/v1/webhooks", body, format="json", HTTP_IDEMPOTENCY_KEY="create-1")
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "idempotency_response_withheld"
+    assert WebhookEndpoint.objects.count() == 1
+    secret = first.json()["secret"]
+    assert not any(secret.encode() in bytes(r.response_body or b"") for r in IdempotencyRecord.objects.all())
+
+
+def test_a_test_send_is_replayed_under_the_same_idempotency_key(alice, alice_endpoint):
+    url = f"/v1/webhooks/{alice_endpoint.public_id}/test"
+    first = alice.client.post(url, HTTP_IDEMPOTENCY_KEY="test-1")
+    again = alice.client.post(url, HTTP_IDEMPOTENCY_KEY="test-1")
+    assert first.status_code == again.status_code == 202
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert Delivery.objects.count() == 1
