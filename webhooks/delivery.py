@@ -2,8 +2,9 @@
 
 Each step is safe to run twice and from several workers at once:
 
-* `event_dispatch` locks the event row and creates at most one `Delivery` per
-  event and endpoint (a unique constraint).
+* `event_dispatch` marks the event dispatched and inserts its deliveries in
+  one statement, conditional on the event not being dispatched yet; a unique
+  constraint keeps one `Delivery` per event and endpoint.
 * `webhook_delivery_send` claims one attempt with a conditional UPDATE
   (`pending` and due → `sending`, attempts + 1, a lease); a second worker's
   UPDATE matches no row and it stops. The HTTP request runs outside any
