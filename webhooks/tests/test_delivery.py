@@ -527,3 +527,14 @@ def test_an_endpoint_deleted_while_its_request_is_in_flight_drops_the_result(tra
     assert results == [None]
     assert not Delivery.objects.exists()
     assert not DeliveryAttempt.objects.exists()
+
+
+def test_a_refused_connection_is_a_failure_that_is_retried(alice, private_urls, emit):
+    from bothero.testing.processes import free_port
+
+    endpoint = make_endpoint(alice.tenant, f"http://127.0.0.1:{free_port()}/hooks")
+    emit(alice.tenant)
+    delivery = the_delivery(endpoint)
+    assert (delivery.status, delivery.attempts, delivery.last_response_code) == ("pending", 1, None)
+    assert delivery.last_error.startswith("ConnectError")
+    assert delivery.next_attempt_at > timezone.now()
