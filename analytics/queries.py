@@ -135,7 +135,9 @@ def live_counts(
         return result
 
     def counts(key) -> Counts:
-        return result.setdefault(key, Counts())
+        if key not in result:
+            result[key] = Counts()
+        return result[key]
 
     scope, scope_params = _scope_sql(tenant_id=tenant_id, bot_id=bot_id)
     key, key_params = group.key_sql("created_at")
@@ -249,7 +251,10 @@ def rollup_counts(
         day = Counts(**dict(zip(ADDITIVE_FIELDS, figures, strict=True)))
         if latency is not None:
             day.latency_histogram = histogram_from_bytes(latency)
-        result.counts.setdefault(group_key, Counts()).add(day)
+        if group_key in result.counts:
+            result.counts[group_key].add(day)
+        else:
+            result.counts[group_key] = day
         if with_end_users:
             result.end_users.setdefault(group_key, []).append((registers, hashes))
     return result
