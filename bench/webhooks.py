@@ -23,6 +23,7 @@ embedded PostgreSQL server, so the development database is not touched.
 import argparse
 import json
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -192,6 +193,9 @@ def main() -> int:
         ALLOW_PRIVATE_URLS="true",
         CELERY_TASK_ALWAYS_EAGER="false",
         LOG_LEVEL="WARNING",
+        # Production settings: with DEBUG on, Django also logs every query.
+        DEBUG="false",
+        SECRET_KEY=os.environ.get("SECRET_KEY") or secrets.token_urlsafe(32),
     )
     # Workers keep their database connections between tasks, as the README recommends for
     # webhook workers; by default Celery closes the connection after every task.

@@ -30,7 +30,6 @@ from django.utils import timezone
 from bothero.ids import new_public_id
 from webhooks import queueing, services, sql, transport
 from webhooks.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
-from webhooks.selectors import webhook_endpoints_subscribed
 from webhooks.signing import event_body, signed_headers
 
 logger = logging.getLogger(__name__)
@@ -56,13 +55,10 @@ def event_dispatch(*, event_id: int, send_if_single: bool = False) -> list[int]:
     call finds the event dispatched and does nothing.
     """
     for _try in range(3):
-        event = Event.objects.filter(pk=event_id, dispatched_at__isnull=True).first()
+        event, subscribed = sql.event_with_subscribers(event_id=event_id)
         if event is None:
             return []
-        endpoints = {
-            endpoint.pk: endpoint
-            for endpoint in webhook_endpoints_subscribed(tenant_id=event.tenant_id, event_type=event.type)
-        }
+        endpoints = {endpoint.pk: endpoint for endpoint in subscribed}
         now = timezone.now()
         send_here = send_if_single and len(endpoints) == 1
         rows = [
