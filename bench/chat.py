@@ -436,6 +436,51 @@ async def measure(args, bot, key, stub_url: str, platform_url: str, platform_pid
     return rows
 
 
+def phase_breakdown(bot, samples: int = 40) -> list[tuple[str, float, float]]:
+    """Median wall and CPU milliseconds of the reply's steps, called in this process (extractive provider)."""
+    import resource
+    import statistics
+
+    from conversations import services
+    from conversations.providers import Usage
+    from knowledge.conf import configured_embedder
+    from knowledge.selectors import search
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    tenant = bot.tenant
+    prepared = services.reply_prepare(tenant=tenant, bot=bot, user_message="How much is the Widget 7?")
+
+    def finish(index):
+        prepared.assistant_id = f"msg_bench{time.monotonic_ns()}"
+        services.reply_finish(prepared=prepared, content="It costs $40.", usage=Usage(200, 5), status="complete",
+                              latency_ms=1)  # fmt: skip
+
+    steps = [
+        ("embed the question", lambda i: configured_embedder().embed([f"How much is the Widget {i}?"])),
+        ("search (embed + hybrid SQL, 10k chunks)", lambda i: search(tenant=tenant, bot=bot, query=f"Widget {i} price?")),
+        ("store the message (quota, conversation, message, events)",
+         lambda i: services.user_message_record(tenant=tenant, bot=bot, conversation=None, content="Hi",
+                                                metadata={}, end_user_id="")),
+        ("reply_prepare (the two above overlapped, prompt)",
+         lambda i: services.reply_prepare(tenant=tenant, bot=bot, user_message=f"How much is the Widget {i}?")),
+        ("reply_finish (answer, counters, usage, event)", finish),
+    ]  # fmt: skip
+    rows = []
+    for name, step in steps:
+        step(0)
+        walls, cpus = [], []
+        for index in range(samples):
+            started, cpu_started = time.perf_counter(), cpu()
+            step(index)
+            walls.append((time.perf_counter() - started) * 1000)
+            cpus.append((cpu() - cpu_started) * 1000)
+        rows.append((name, statistics.median(walls), statistics.median(cpus)))
+    return rows
+
+
 def report(rows: list[dict], args) -> str:
     lines = [
         f"stub delay {args.delay * 1000:.0f} ms, {args.requests} requests at c=1 and {args.requests * 2} at c=8, "
@@ -465,6 +510,7 @@ def main() -> None:
     database_url = bench_database_url()
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bothero.settings")
+    os.environ.setdefault("DB_POOL", "true")  # as in the web process (bothero/asgi.py), for the step timings
     import django
 
     django.setup()
@@ -473,6 +519,7 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     bot, key = prepare_data()
+    phases = phase_breakdown(bot)
 
     stub, stub_url = start_stub(args.delay)
     platform, platform_url = start_platform(database_url, stub_url, args.workers)
@@ -485,6 +532,8 @@ def main() -> None:
         stop(stub)
     table = report(rows, args)
     table += f"\n\nload average (1 min) before/after: {load_before[0]:.1f} / {load_after[0]:.1f}"
+    table += "\n\n| step (in process, median) | wall (ms) | CPU (ms) |\n|---|---|---|\n"
+    table += "\n".join(f"| {name} | {wall:.1f} | {cpu:.1f} |" for name, wall, cpu in phases)
     print()
     print(table)
     plain_c1 = next(r for r in rows if r["mode"] == "plain" and r["concurrency"] == 1)["added"]
@@ -501,7 +550,13 @@ def main() -> None:
     results_dir.mkdir(exist_ok=True)
     (results_dir / "chat.json").write_text(
         json.dumps(
-            {"args": vars(args), "rows": rows, "targets_at_c1": verdict, "loadavg": [load_before, load_after]},
+            {
+                "args": vars(args),
+                "rows": rows,
+                "phases": phases,
+                "targets_at_c1": verdict,
+                "loadavg": [load_before, load_after],
+            },
             indent=2,
         )
     )
