@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -119,15 +119,19 @@ def lead_capture(*, conversation: Conversation, message: Message) -> Lead | None
         if not (found.email or found.phone):
             return None  # a name alone is kept in the transcript until contact details follow
         found = _with_earlier_details(conversation, found, fields)
-        lead = Lead.objects.create(
-            tenant=conversation.tenant,
-            bot=bot,
-            conversation=conversation,
-            message=message,
-            name=found.name,
-            email=found.email,
-            phone=found.phone,
-        )
+        try:
+            with transaction.atomic():
+                lead = Lead.objects.create(
+                    tenant=conversation.tenant,
+                    bot=bot,
+                    conversation=conversation,
+                    message=message,
+                    name=found.name,
+                    email=found.email,
+                    phone=found.phone,
+                )
+        except IntegrityError:
+            return None  # a concurrent message of this conversation recorded this email first
     else:
         changed = [
             name
