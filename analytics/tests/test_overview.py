@@ -151,8 +151,10 @@ def busy_tenant(alice, alice_bot):
         )
         if rng.random() < 0.3:
             lead_at(conversation, at + timedelta(minutes=1))
+    # The first activity is always 45 days ago (the random times stay within 45 days of now).
+    chat(alice_bot, days_ago(45) + timedelta(hours=12))
     done = services.rollup_tenant(tenant=alice.tenant)
-    assert len(done) >= 45
+    assert done == [days_ago(day).date() for day in range(45, 0, -1)]
     return bots
 
 
