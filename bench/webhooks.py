@@ -135,6 +135,17 @@ class ReceiverProcess:
         self.proc.wait(10)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time used so far by these processes (Linux /proc), in seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -174,9 +185,9 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="events per second in the paced phase")
     parser.add_argument("--seconds", type=float, default=15.0, help="length of the paced phase")
     parser.add_argument("--emitters", type=int, default=8, help="threads emitting events in the paced phase")
-    parser.add_argument("--workers", type=int, default=1, help="Celery worker processes")
-    parser.add_argument("--concurrency", type=int, default=8, help="concurrency of each worker")
-    parser.add_argument("--pool", default="threads", help="Celery pool: threads, prefork, ...")
+    parser.add_argument("--workers", type=int, default=4, help="Celery worker processes")
+    parser.add_argument("--concurrency", type=int, default=1, help="concurrency of each worker")
+    parser.add_argument("--pool", default="solo", help="Celery pool: solo, threads, prefork, ...")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line too")
     parser.add_argument("--serve-receiver", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -200,7 +211,6 @@ def main() -> int:
     # Workers keep their database connections between tasks, as the README recommends for
     # webhook workers; by default Celery closes the connection after every task.
     os.environ.setdefault("CELERY_DB_REUSE_MAX", "1000")
-    os.environ.setdefault("DB_CONN_MAX_AGE", "600")
     import django
 
     django.setup()
@@ -238,16 +248,19 @@ def main() -> int:
 
         # Burst: a batch of events committed at once (one transaction), then drained by the workers.
         emitted.clear()
+        worker_pids = [worker.pid for worker in workers]
         with transaction.atomic():
             for n in range(args.events):
                 emit(n)
             committing = time.time()  # the commit queues the dispatch tasks (on_commit)
+            workers_cpu = cpu_seconds(worker_pids)
         arrivals = receiver.wait_for(emitted, timeout=600)
         burst_seconds = max(arrivals.values()) - committing
         results["burst"] = {
             "events": args.events,
             "deliveries_per_second": round(len(arrivals) / burst_seconds, 1),
             "seconds": round(burst_seconds, 2),
+            "worker_cpu_ms_per_delivery": round((cpu_seconds(worker_pids) - workers_cpu) / args.events * 1000, 2),
         }
 
         # Paced: `--rate` events per second, each in its own transaction, from `--emitters` threads.
@@ -255,6 +268,7 @@ def main() -> int:
         emitted.clear()
         total = int(args.rate * args.seconds)
         started = time.time()
+        workers_cpu, emitter_cpu = cpu_seconds(worker_pids), cpu_seconds([os.getpid()])
         pending = []
         for n in range(total):
             delay = started + n / args.rate - time.time()
@@ -264,7 +278,9 @@ def main() -> int:
         for future in pending:
             future.result()
         emit_seconds = time.time() - started
+        emitter_cpu = cpu_seconds([os.getpid()]) - emitter_cpu
         arrivals = receiver.wait_for(emitted, timeout=600)
+        workers_cpu = cpu_seconds(worker_pids) - workers_cpu
         latencies = [(arrivals[event_id] - created) * 1000 for event_id, created in emitted.items()]
         paced_seconds = max(arrivals.values()) - started
         results["paced"] = {
@@ -277,6 +293,8 @@ def main() -> int:
             "latency_ms_p99": round(percentile(latencies, 0.99), 1),
             "latency_ms_max": round(max(latencies), 1),
             "latency_ms_mean": round(statistics.mean(latencies), 1),
+            "emitter_cpu_ms_per_event": round(emitter_cpu / total * 1000, 2),
+            "worker_cpu_ms_per_delivery": round(workers_cpu / total * 1000, 2),
         }
         results["duplicates"] = len(receiver.arrivals) - len({webhook_id for webhook_id, _ in receiver.arrivals})
         results["setup"] = {"workers": args.workers, "concurrency": args.concurrency, "pool": args.pool,
@@ -293,13 +311,14 @@ def main() -> int:
     print(f"setup: {results['setup']}")
     print(
         f"burst: {burst['events']} events committed at once → {burst['deliveries_per_second']} deliveries/s "
-        f"(drained in {burst['seconds']} s)"
+        f"(drained in {burst['seconds']} s; worker CPU {burst['worker_cpu_ms_per_delivery']} ms a delivery)"
     )
     print(
         f"paced at {paced['offered_rate']:g}/s (emitted {paced['emitted_rate']}/s) for {paced['events']} events: "
         f"{paced['deliveries_per_second']} "
         f"deliveries/s, event→receipt p50 {paced['latency_ms_p50']} ms, p95 {paced['latency_ms_p95']} ms, "
-        f"p99 {paced['latency_ms_p99']} ms, max {paced['latency_ms_max']} ms"
+        f"p99 {paced['latency_ms_p99']} ms, max {paced['latency_ms_max']} ms; CPU per event: emitting "
+        f"{paced['emitter_cpu_ms_per_event']} ms, workers {paced['worker_cpu_ms_per_delivery']} ms"
     )
     print(f"duplicates: {results['duplicates']}, deliveries not succeeded: {results['not_succeeded']}")
     if args.json:

@@ -3,29 +3,36 @@
 They take ids; the services do the work.
 """
 
+from contextlib import contextmanager
+
 from celery import shared_task
 from django.conf import settings
-from django.db import OperationalError, close_old_connections
+from django.db import InterfaceError, OperationalError, connection
 
 from webhooks import delivery
-from webhooks.durability import asynchronous_commit
 
 DB_RETRY = {
-    "autoretry_for": (OperationalError,),
+    "autoretry_for": (OperationalError, InterfaceError),
     "retry_backoff": True,
     "retry_backoff_max": 60,
     "max_retries": 5,
 }
 
 
-def _fresh_connection(task) -> None:
-    """In a worker, drop a broken or expired database connection, as Django does at the start of a request.
+@contextmanager
+def _connection_dropped_on_error(task):
+    """In a worker, close the database connection when it fails, so that the retry opens a fresh one.
 
-    Needed when CELERY_DB_REUSE_MAX keeps connections open between tasks; a no-op otherwise.
-    Not when run eagerly: the connection is the caller's.
+    Workers keep connections between tasks (CELERY_DB_REUSE_MAX); rather than
+    test each one before every task (a round trip), a broken one is dropped
+    when it fails. Not when run eagerly: the connection is the caller's.
     """
-    if not task.request.is_eager:
-        close_old_connections()
+    try:
+        yield
+    except (OperationalError, InterfaceError):
+        if not task.request.is_eager:
+            connection.close()
+        raise
 
 
 @shared_task(
@@ -38,8 +45,7 @@ def _fresh_connection(task) -> None:
     **DB_RETRY,
 )
 def dispatch_event(self, event_id: int) -> None:
-    _fresh_connection(self)
-    with asynchronous_commit():
+    with _connection_dropped_on_error(self):
         delivery.event_dispatch(event_id=event_id, send_if_single=True)
 
 
@@ -53,8 +59,7 @@ def dispatch_event(self, event_id: int) -> None:
     **DB_RETRY,
 )
 def send_delivery(self, delivery_id: int) -> None:
-    _fresh_connection(self)
-    with asynchronous_commit():
+    with _connection_dropped_on_error(self):
         delivery.webhook_delivery_send(delivery_id=delivery_id)
 
 
@@ -68,6 +73,5 @@ def send_delivery(self, delivery_id: int) -> None:
     **DB_RETRY,
 )
 def sweep(self) -> None:
-    _fresh_connection(self)
-    with asynchronous_commit():
+    with _connection_dropped_on_error(self):
         delivery.webhook_sweep()

@@ -11,8 +11,11 @@ Two things plain `httpx.post` does not give us:
   response), not per socket operation, so a receiver that trickles bytes
   cannot hold a worker past it.
 
-One client per process (created after fork), so connections to a receiver are
-kept alive between deliveries.
+One connection pool per process (created after fork), so connections to a
+receiver are kept alive between deliveries. Requests go straight to the
+transport rather than through `httpx.Client`: exactly one request, with no
+redirect handling, no cookie jar shared between tenants' endpoints, no auth
+and no proxies from the environment.
 """
 
 from __future__ import annotations
@@ -110,24 +113,19 @@ class _CheckedTransport(httpx.HTTPTransport):
         )
 
 
-_client: httpx.Client | None = None
-_client_pid: int | None = None
-_client_lock = threading.Lock()
+_transport: _CheckedTransport | None = None
+_transport_pid: int | None = None
+_transport_lock = threading.Lock()
 
 
-def _get_client() -> httpx.Client:
-    global _client, _client_pid
-    with _client_lock:
-        if _client is None or _client_pid != os.getpid():
+def _get_transport() -> _CheckedTransport:
+    global _transport, _transport_pid
+    with _transport_lock:
+        if _transport is None or _transport_pid != os.getpid():
             limits = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30)
-            _client = httpx.Client(
-                transport=_CheckedTransport(limits=limits),
-                follow_redirects=False,
-                trust_env=False,
-                headers={"user-agent": USER_AGENT},
-            )
-            _client_pid = os.getpid()
-        return _client
+            _transport = _CheckedTransport(limits=limits)
+            _transport_pid = os.getpid()
+        return _transport
 
 
 @dataclass
@@ -154,19 +152,30 @@ def post(*, url: str, body: bytes, headers: dict[str, str], timeout: float, allo
         return PostResult(error=f"Not sent: {exc}", duration_ms=_elapsed_ms(started))
     _request_state.addresses = {host: addresses}
     _request_state.deadline = started + timeout
+    request = httpx.Request(
+        "POST",
+        url,
+        content=body,
+        headers={"user-agent": USER_AGENT, **headers},
+        extensions={"timeout": httpx.Timeout(timeout).as_dict()},
+    )
     try:
-        with _get_client().stream("POST", url, content=body, headers=headers, timeout=timeout) as response:
+        # Straight to the transport: one request, no redirects, no cookie jar, no auth, no proxies.
+        response = _get_transport().handle_request(request)
+        try:
             received = bytearray()
-            for chunk in response.iter_raw():
+            for chunk in response.stream:
                 received += chunk
                 if len(received) >= MAX_RESPONSE_BODY_BYTES:
                     break
-            return PostResult(
-                status_code=response.status_code,
-                headers={name.lower(): value for name, value in response.headers.items()},
-                body=bytes(received[:MAX_RESPONSE_BODY_BYTES]).decode("utf-8", errors="replace"),
-                duration_ms=_elapsed_ms(started),
-            )
+        finally:
+            response.close()
+        return PostResult(
+            status_code=response.status_code,
+            headers={name.lower(): value for name, value in response.headers.items()},
+            body=bytes(received[:MAX_RESPONSE_BODY_BYTES]).decode("utf-8", errors="replace"),
+            duration_ms=_elapsed_ms(started),
+        )
     except httpx.TimeoutException:
         return PostResult(error=f"Timed out after {timeout:g} s.", duration_ms=_elapsed_ms(started))
     except httpx.HTTPError as exc:

@@ -538,3 +538,25 @@ def test_a_refused_connection_is_a_failure_that_is_retried(alice, private_urls, 
     assert (delivery.status, delivery.attempts, delivery.last_response_code) == ("pending", 1, None)
     assert delivery.last_error.startswith("ConnectError")
     assert delivery.next_attempt_at > timezone.now()
+
+
+def test_asynchronous_commit_stays_inside_the_delivery_statements(transactional_db, receiver, settings):
+    from conftest import make_actor
+
+    settings.ALLOW_PRIVATE_URLS = True
+    actor = make_actor()
+    make_endpoint(actor.tenant, receiver.url)
+    event = Event.objects.create(tenant=actor.tenant, type="bot.created", data={"id": "bot_1"})
+    assert len(event_dispatch(event_id=event.pk, send_if_single=True)) == 1
+    assert Delivery.objects.get().status == "succeeded"
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
+
+
+def test_cookies_set_by_a_receiver_are_never_sent_back(alice, alice_endpoint, receiver, emit):
+    receiver.reply_with(Reply(headers={"Set-Cookie": "session=abc; Path=/"}))
+    emit(alice.tenant)
+    emit(alice.tenant, "bot.updated")
+    second = receiver.wait_for(2)[1]
+    assert "cookie" not in second.headers
