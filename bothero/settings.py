@@ -339,7 +339,7 @@ if (
         "WEBHOOK_SWEEP_INTERVAL_SECONDS must be positive, WEBHOOK_RETRY_JITTER in [0, 1), WEBHOOK_SWEEP_BATCH_SIZE >= 1."
     )
 # Celery closes the database connection after every task unless this is set (a count of tasks per
-# connection); webhook workers should set it, with DB_CONN_MAX_AGE > 0 (see the webhooks section).
+# connection); webhook workers should set it (see the webhooks section).
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=None)
 CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {
     "task": "webhooks.sweep",
