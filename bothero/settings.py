@@ -251,7 +251,7 @@ KNOWLEDGE_QUEUED_STALE_SECONDS = env.int("KNOWLEDGE_QUEUED_STALE_SECONDS", defau
 KNOWLEDGE_SWEEP_INTERVAL_SECONDS = env.int("KNOWLEDGE_SWEEP_INTERVAL_SECONDS", default=300)
 # Retrieval: HNSW search breadth and how many candidates each ranker gives the fusion.
 KNOWLEDGE_HNSW_EF_SEARCH = env.int("KNOWLEDGE_HNSW_EF_SEARCH", default=400)
-KNOWLEDGE_SEARCH_CANDIDATES = env.int("KNOWLEDGE_SEARCH_CANDIDATES", default=50)
+KNOWLEDGE_SEARCH_CANDIDATES = env.int("KNOWLEDGE_SEARCH_CANDIDATES", default=20)
 CELERY_BEAT_SCHEDULE["knowledge-requeue-stale-documents"] = {
     "task": "knowledge.requeue_stale_documents",
     "schedule": float(KNOWLEDGE_SWEEP_INTERVAL_SECONDS),

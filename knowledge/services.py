@@ -557,16 +557,20 @@ def _embed_chunks(document: Document, claim_token: str, chunks, embedder) -> np.
     batch_size = settings.KNOWLEDGE_EMBED_BATCH_SIZE
     texts = [embedding_input(chunk) for chunk in chunks]
     vectors = np.empty((len(texts), embedder.dimension), dtype=np.float32)
-    # Bounded batches: progress is visible, memory is flat, and a lost claim stops the work early.
+    # Similar lengths in each batch means little padding: go through the whole document
+    # shortest first, not only within each step.
+    order = sorted(range(len(chunks)), key=lambda index: (chunks[index].token_count, len(texts[index])))
+    # Bounded steps: progress is visible, memory is flat, and a lost claim stops the work early.
     step = batch_size * 4
-    for first in range(0, len(texts), step):
+    for first in range(0, len(order), step):
+        indices = order[first : first + step]
         try:
-            vectors[first : first + step] = embedder.embed(texts[first : first + step], batch_size=batch_size)
+            vectors[indices] = embedder.embed([texts[index] for index in indices], batch_size=batch_size)
         except EmbeddingError as exc:
             raise IngestionError("embedding_failed", str(exc), transient=True) from None
-        done = min(first + step, len(texts))
+        done = min(first + step, len(order))
         span = PROGRESS_EMBEDDING_END - PROGRESS_EMBEDDING_START
-        _set_progress(document, claim_token, PROGRESS_EMBEDDING_START + span * done // len(texts))
+        _set_progress(document, claim_token, PROGRESS_EMBEDDING_START + span * done // len(order))
     return vectors
 
 
