@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin
 
 from bots import services
-from bots.models import Bot
+from bots.models import EDITABLE_FIELDS, Bot
 from bots.serializers import LeadCaptureSerializer, RetrievalSerializer
 
 
@@ -20,7 +20,7 @@ class BotForm(forms.ModelForm):
 
     class Meta:
         model = Bot
-        fields = services.EDITABLE_FIELDS
+        fields = EDITABLE_FIELDS
 
     def clean_retrieval(self):
         return _validated(RetrievalSerializer, self.cleaned_data["retrieval"])
@@ -37,23 +37,7 @@ class BotAdmin(admin.ModelAdmin):
     search_fields = ("name", "public_id", "tenant__name", "tenant__public_id")
     list_select_related = ("tenant",)
     readonly_fields = ("public_id", "tenant", "created_at", "updated_at")
-    fields = (
-        "public_id",
-        "tenant",
-        "name",
-        "description",
-        "instructions",
-        "model",
-        "temperature",
-        "max_tokens",
-        "welcome_message",
-        "fallback_message",
-        "retrieval",
-        "lead_capture",
-        "status",
-        "created_at",
-        "updated_at",
-    )
+    fields = ("public_id", "tenant", *EDITABLE_FIELDS, "created_at", "updated_at")
 
     def has_add_permission(self, request):
         # Tenants create bots through the API, within their plan's limit.
@@ -61,7 +45,7 @@ class BotAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         original = Bot.objects.select_related("tenant").get(pk=obj.pk)
-        changes = {name: getattr(obj, name) for name in form.changed_data if name in services.EDITABLE_FIELDS}
+        changes = {name: getattr(obj, name) for name in form.changed_data if name in EDITABLE_FIELDS}
         services.bot_update(bot=original, **changes)
 
     def delete_model(self, request, obj):

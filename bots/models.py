@@ -8,6 +8,22 @@ DEFAULT_FALLBACK = (
 )
 
 
+# The fields an owner may set through the API and the admin (in display order).
+EDITABLE_FIELDS = (
+    "name",
+    "description",
+    "instructions",
+    "model",
+    "temperature",
+    "max_tokens",
+    "welcome_message",
+    "fallback_message",
+    "retrieval",
+    "lead_capture",
+    "status",
+)
+
+
 def default_retrieval():
     return {"top_k": 5, "min_score": 0.0}
 

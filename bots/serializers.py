@@ -7,7 +7,7 @@ from bothero.api.serializers import (
     StrictIntegerField,
     StrictSerializer,
 )
-from bots.models import DEFAULT_MODEL, Bot
+from bots.models import DEFAULT_MODEL, EDITABLE_FIELDS, Bot
 
 LEAD_FIELDS = ("name", "email", "phone")
 
@@ -51,23 +51,7 @@ class BotSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Bot
-        fields = [
-            "id",
-            "object",
-            "name",
-            "description",
-            "instructions",
-            "model",
-            "temperature",
-            "max_tokens",
-            "welcome_message",
-            "fallback_message",
-            "retrieval",
-            "lead_capture",
-            "status",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", "object", *EDITABLE_FIELDS, "created_at", "updated_at"]
 
     def get_object(self, obj) -> str:
         return "bot"

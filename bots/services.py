@@ -3,22 +3,8 @@
 from django.db import transaction
 
 from bothero.errors import PlanLimitError
-from bots.models import Bot
+from bots.models import EDITABLE_FIELDS, Bot
 from webhooks.services import event_emit
-
-EDITABLE_FIELDS = (
-    "name",
-    "description",
-    "instructions",
-    "model",
-    "temperature",
-    "max_tokens",
-    "welcome_message",
-    "fallback_message",
-    "retrieval",
-    "lead_capture",
-    "status",
-)
 
 
 def bot_event_data(bot: Bot) -> dict:
