@@ -20,7 +20,8 @@ embedding 100k chunks with the local int8 MiniLM takes hours on 2 cores, so only
 every other chunk gets a synthetic unit vector that mixes two real embeddings
 plus Gaussian noise (`normalise(r_i + b·r_j + 0.6·g)`, b ∈ [0, 0.6]), which keeps the
 clustered, anisotropic shape of real embeddings. `--vectors uniform` uses
-uniformly random unit vectors instead (the hardest case for HNSW recall).
+uniformly random unit vectors instead (they stay away from the real embeddings
+the queries land among, so that set is the easier one for recall).
 Queries are a sentence taken from a real-embedded chunk, embedded at query time.
 
 Writes bench/results/retrieval[-<bots>bots][-uniform].json and prints a table.
