@@ -11,10 +11,10 @@ MAX_QUERY_CHARS = 2000
 
 def validate_metadata(value):
     if not isinstance(value, dict):
-        raise serializers.ValidationError("metadata must be a JSON object.", code="invalid_metadata")
+        raise serializers.ValidationError("metadata must be a JSON object.", code="metadata")
     if len(json.dumps(value)) > MAX_METADATA_BYTES:
         raise serializers.ValidationError(
-            f"metadata must be at most {MAX_METADATA_BYTES} bytes of JSON.", code="invalid_metadata"
+            f"metadata must be at most {MAX_METADATA_BYTES} bytes of JSON.", code="metadata"
         )
     return value
 
@@ -28,7 +28,7 @@ class MetadataField(serializers.JSONField):
             try:
                 data = json.loads(data)
             except ValueError:
-                raise serializers.ValidationError("metadata must be a JSON object.", code="invalid_metadata") from None
+                raise serializers.ValidationError("metadata must be a JSON object.", code="metadata") from None
         return validate_metadata(super().to_internal_value(data))
 
 

@@ -141,10 +141,12 @@ def test_a_file_over_the_size_limit_is_refused_with_413(alice, alice_bot, upload
 
 
 def test_metadata_must_be_a_json_object(alice, alice_bot, upload):
-    response = upload(alice_bot, "faq.md", documents.FAQ_MARKDOWN, metadata="[1, 2]")
+    for metadata in ("[1, 2]", "{not json"):
+        response = upload(alice_bot, "faq.md", documents.FAQ_MARKDOWN, metadata=metadata)
 
-    assert response.status_code == 400
-    assert response.json()["error"]["param"] == "metadata"
+        assert response.status_code == 400
+        assert response.json()["error"]["param"] == "metadata"
+        assert response.json()["error"]["code"] == "invalid_metadata"
 
 
 def test_an_upload_without_file_url_or_text_is_a_400(alice, alice_bot):
