@@ -326,6 +326,12 @@ WEBHOOK_SWEEP_INTERVAL_SECONDS = env.float("WEBHOOK_SWEEP_INTERVAL_SECONDS", def
 WEBHOOK_DISPATCH_GRACE_SECONDS = env.float("WEBHOOK_DISPATCH_GRACE_SECONDS", default=10.0)
 WEBHOOK_REQUEUE_AFTER_SECONDS = env.float("WEBHOOK_REQUEUE_AFTER_SECONDS", default=120.0)
 WEBHOOK_SWEEP_BATCH_SIZE = env.int("WEBHOOK_SWEEP_BATCH_SIZE", default=500)
+# The dispatcher (one task for many events): events fanned out per statement, how long it waits for more
+# before it stops, how long one task may run, and the sender threads of each worker process.
+WEBHOOK_DISPATCH_BATCH_SIZE = env.int("WEBHOOK_DISPATCH_BATCH_SIZE", default=100)
+WEBHOOK_DISPATCH_LINGER_SECONDS = env.float("WEBHOOK_DISPATCH_LINGER_SECONDS", default=1.0)
+WEBHOOK_DISPATCH_MAX_SECONDS = env.float("WEBHOOK_DISPATCH_MAX_SECONDS", default=60.0)
+WEBHOOK_SENDER_THREADS = env.int("WEBHOOK_SENDER_THREADS", default=8)
 if (
     not WEBHOOK_RETRY_SCHEDULE
     or min(WEBHOOK_RETRY_SCHEDULE) < 0
@@ -333,10 +339,16 @@ if (
     or not 0 <= WEBHOOK_RETRY_JITTER < 1
     or WEBHOOK_SWEEP_INTERVAL_SECONDS <= 0
     or WEBHOOK_SWEEP_BATCH_SIZE < 1
+    or WEBHOOK_DISPATCH_BATCH_SIZE < 1
+    or WEBHOOK_DISPATCH_LINGER_SECONDS < 0
+    or WEBHOOK_DISPATCH_MAX_SECONDS <= 0
+    or WEBHOOK_SENDER_THREADS < 1
 ):
     raise ImproperlyConfigured(
         "WEBHOOK_RETRY_SCHEDULE must list non-negative seconds, WEBHOOK_TIMEOUT_SECONDS and "
-        "WEBHOOK_SWEEP_INTERVAL_SECONDS must be positive, WEBHOOK_RETRY_JITTER in [0, 1), WEBHOOK_SWEEP_BATCH_SIZE >= 1."
+        "WEBHOOK_SWEEP_INTERVAL_SECONDS must be positive, WEBHOOK_RETRY_JITTER in [0, 1), WEBHOOK_SWEEP_BATCH_SIZE >= 1, "
+        "WEBHOOK_DISPATCH_BATCH_SIZE >= 1, WEBHOOK_DISPATCH_LINGER_SECONDS >= 0, WEBHOOK_DISPATCH_MAX_SECONDS > 0, "
+        "WEBHOOK_SENDER_THREADS >= 1."
     )
 # Celery closes the database connection after every task unless this is set (a count of tasks per
 # connection); webhook workers should set it (see the webhooks section).

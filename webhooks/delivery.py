@@ -20,7 +20,9 @@ import email.utils
 import logging
 import random
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -29,7 +31,8 @@ from django.utils import timezone
 
 from bothero.ids import new_public_id
 from webhooks import queueing, services, sql, transport
-from webhooks.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
+from webhooks.models import Delivery, DeliveryAttempt, WebhookEndpoint
+from webhooks.senders import get_senders
 from webhooks.signing import event_body, signed_headers
 
 logger = logging.getLogger(__name__)
@@ -45,52 +48,114 @@ def _lease(now: datetime) -> datetime:
     return now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS + settings.WEBHOOK_CLAIM_GRACE_SECONDS)
 
 
-def event_dispatch(*, event_id: int, send_if_single: bool = False) -> list[int]:
-    """Create the event's deliveries (one per subscribed, enabled endpoint) and queue them.
+def events_dispatch(
+    *,
+    send: Callable[[Delivery], object],
+    limit: int | None = None,
+    event_ids: list[int] | None = None,
+    created_before: datetime | None = None,
+) -> tuple[int, list[int], bool]:
+    """Fan out a batch of undispatched events (oldest first) and hand their deliveries to `send`.
 
-    With `send_if_single` (the dispatch task), a lone delivery is created
-    already claimed and attempted right here instead of taking another trip
-    through the queue; several are queued separately so that a slow endpoint
-    does not hold up the others. Returns the ids of the deliveries. A second
-    call finds the event dispatched and does nothing.
+    Each subscribed, enabled endpoint gets one delivery, created already
+    claimed for its first attempt (`sending`, a lease), so `send` only has to
+    make the attempt; if the process dies first, the sweep takes the claim
+    back when the lease runs out. Events another dispatcher holds are
+    skipped. Returns (events dispatched here, delivery ids, whether the batch
+    was full — more may be waiting).
     """
+    limit = limit or settings.WEBHOOK_DISPATCH_BATCH_SIZE
     for _try in range(3):
-        event, subscribed = sql.event_with_subscribers(event_id=event_id)
-        if event is None:
-            return []
-        endpoints = {endpoint.pk: endpoint for endpoint in subscribed}
+        batch = sql.events_undispatched_with_subscribers(
+            limit=limit, event_ids=event_ids, created_before=created_before
+        )
+        if not batch:
+            return 0, [], False
         now = timezone.now()
-        send_here = send_if_single and len(endpoints) == 1
-        rows = [
-            {
-                "public_id": new_public_id("dlv"),
-                "endpoint_id": endpoint_id,
-                "status": Delivery.Status.SENDING if send_here else Delivery.Status.PENDING,
-                "attempts": 1 if send_here else 0,
-                "claimed_until": _lease(now) if send_here else None,
-                "last_attempt_at": now if send_here else None,
-                "queued_at": None if send_here else now,
-            }
-            for endpoint_id in endpoints
-        ]
+        planned = {new_public_id("dlv"): (event, endpoint) for event, endpoints in batch for endpoint in endpoints}
         try:
-            inserted = sql.event_dispatch_insert(event_id=event_id, now=now, rows=rows)
+            marked, inserted = sql.events_dispatch_insert(
+                event_ids=[event.pk for event, _ in batch],
+                now=now,
+                lease=_lease(now),
+                deliveries=[(public_id, endpoint.pk, event.pk) for public_id, (event, endpoint) in planned.items()],
+            )
             break
         except IntegrityError:
             continue  # an endpoint was deleted since we read it: read again
     else:
-        raise RuntimeError(f"Could not dispatch event {event_id}: its endpoints keep changing.")
-    if inserted is None:
-        return []  # another dispatcher got there first
-    delivery_ids = [delivery_id for delivery_id, _endpoint_id in inserted]
-    if send_here:
-        [(delivery_id, endpoint_id)] = inserted
-        row = rows[0]
-        delivery = Delivery(pk=delivery_id, endpoint=endpoints[endpoint_id], event=event, next_attempt_at=now, **row)
-        _attempt(delivery, now)
-    else:
-        queueing.deliveries_send_enqueue(delivery_ids)
+        raise RuntimeError("Could not dispatch webhook events: their endpoints keep changing.")
+    by_pair = {
+        (endpoint.pk, event.pk): (public_id, event, endpoint) for public_id, (event, endpoint) in planned.items()
+    }
+    for delivery_id, endpoint_id, event_id in inserted:
+        public_id, event, endpoint = by_pair[(endpoint_id, event_id)]
+        send(
+            Delivery(
+                pk=delivery_id,
+                public_id=public_id,
+                endpoint=endpoint,
+                event=event,
+                status=Delivery.Status.SENDING,
+                attempts=1,
+                next_attempt_at=now,
+                claimed_until=_lease(now),
+                last_attempt_at=now,
+                created_at=now,
+            )
+        )
+    return marked, [delivery_id for delivery_id, _, _ in inserted], len(batch) == limit
+
+
+def event_dispatch(*, event_id: int) -> list[int]:
+    """Fan out one event and make its first attempts here, one after another. [] if it was dispatched already."""
+    _marked, delivery_ids, _full = events_dispatch(send=delivery_attempt_first, event_ids=[event_id], limit=1)
     return delivery_ids
+
+
+def delivery_attempt_first(delivery: Delivery) -> Delivery | None:
+    """Make the first attempt of a delivery that `events_dispatch` created claimed."""
+    return _attempt(delivery, timezone.now())
+
+
+def events_dispatch_pending(*, in_background: bool) -> int:
+    """The dispatcher (task `webhooks.dispatch_events`): fan out undispatched events until none come for a while.
+
+    In a worker (`in_background`) attempts go to this process's sender
+    threads, and between batches the dispatcher lingers for more events
+    (`WEBHOOK_DISPATCH_LINGER_SECONDS`, see `webhooks.queueing`); it stops
+    after `WEBHOOK_DISPATCH_MAX_SECONDS` or when its senders stay busy, and
+    queues another dispatcher to carry on. Run eagerly, it sends in the
+    caller's thread and stops when nothing is left. Returns the number of
+    events dispatched.
+    """
+    if not in_background:
+        total = 0
+        while True:
+            marked, _ids, full = events_dispatch(send=delivery_attempt_first)
+            total += marked
+            if not full:
+                return total
+    senders = get_senders()
+    started = time.monotonic()
+    total = 0
+    last_look = False
+    while True:
+        if not senders.wait_for_room(timeout=1.0):
+            queueing.events_dispatch_hand_over()  # all our senders are busy: let another worker carry on
+            return total
+        limit = min(settings.WEBHOOK_DISPATCH_BATCH_SIZE, senders.available())
+        marked, _ids, full = events_dispatch(send=partial(senders.submit, delivery_attempt_first), limit=limit)
+        total += marked
+        if full and marked:
+            continue
+        if last_look:
+            return total
+        if time.monotonic() - started > settings.WEBHOOK_DISPATCH_MAX_SECONDS:
+            queueing.events_dispatch_hand_over()  # a fresh task, so that a restart never waits on this one
+            return total
+        if not queueing.dispatcher_wait_for_events(settings.WEBHOOK_DISPATCH_LINGER_SECONDS):
+            last_look = True  # the wake-up key is gone: one more look for events whose emitters saw it
 
 
 # --- one attempt ------------------------------------------------------------------
@@ -346,24 +411,19 @@ def deliveries_recover_interrupted(*, now: datetime | None = None) -> int:
     return recovered
 
 
-def events_undispatched(*, now: datetime | None = None) -> list[int]:
-    """Events older than the dispatch grace that were never fanned out (their task was lost or never queued)."""
-    now = now or timezone.now()
-    older_than = now - timedelta(seconds=settings.WEBHOOK_DISPATCH_GRACE_SECONDS)
-    return list(
-        Event.objects.filter(dispatched_at__isnull=True, created_at__lte=older_than)
-        .order_by("pk")
-        .values_list("pk", flat=True)[: settings.WEBHOOK_SWEEP_BATCH_SIZE]
-    )
+def webhook_sweep(*, in_background: bool = False) -> dict[str, int]:
+    """The periodic safety net: recover interrupted attempts, dispatch missed events, queue due deliveries.
 
-
-def webhook_sweep() -> dict[str, int]:
-    """The periodic safety net: recover interrupted attempts, dispatch missed events, queue due deliveries."""
+    Missed events are those older than `WEBHOOK_DISPATCH_GRACE_SECONDS` (a
+    dispatcher may still be coming for younger ones), a batch per run; their
+    attempts go to the sender threads in a worker (`in_background`).
+    """
     recovered = deliveries_recover_interrupted()
-    dispatched = 0
-    for event_id in events_undispatched():
-        event_dispatch(event_id=event_id)
-        dispatched += 1
+    send = partial(get_senders().submit, delivery_attempt_first) if in_background else delivery_attempt_first
+    older_than = timezone.now() - timedelta(seconds=settings.WEBHOOK_DISPATCH_GRACE_SECONDS)
+    dispatched, _ids, _full = events_dispatch(
+        send=send, limit=settings.WEBHOOK_SWEEP_BATCH_SIZE, created_before=older_than
+    )
     queued = queueing.deliveries_send_enqueue(deliveries_claim_for_queue())
     if recovered or dispatched or queued:
         logger.info(

@@ -4,10 +4,33 @@ Queueing never raises a broker failure into the caller (a request that has
 already committed): it is logged, and the periodic sweep finds the work in
 the database later (an undispatched event, or a due delivery). The database
 is the source of truth; a queued message is only a wake-up call.
+
+**Coalesced wake-ups.** New events are fanned out by a `dispatch_events`
+task that takes every undispatched event, not one task per event: a message
+through Celery costs more CPU (publish, fetch, ack: several Redis round trips
+on each side) than the rest of a delivery. With a Redis broker, a wake-up key
+says "a dispatcher is queued or running":
+
+* after commit, the emitter sets the key if absent (`SET NX`) and pushes a
+  token; only the emitter that set the key publishes a task;
+* the dispatcher, once it has fanned out everything it saw, waits briefly
+  for a token (more events), and when none comes deletes the key and looks
+  once more before it stops.
+
+An emitter that found the key set committed its event before the dispatcher
+deleted the key, so the dispatcher's last look (after the delete) sees it.
+The key expires (`WAKE_KEY_TTL_SECONDS`, refreshed by a live dispatcher), so
+a dispatcher that dies only delays the next wake-up; the sweep dispatches
+whatever is left. With another broker every event publishes a task.
 """
 
 import logging
+import os
+import threading
+from urllib.parse import urlsplit
 
+import redis
+from django.conf import settings
 from kombu.exceptions import OperationalError
 
 logger = logging.getLogger(__name__)
@@ -16,7 +39,36 @@ QUEUE = "webhooks"
 
 # Fail fast when the broker is unreachable: the sweep is the retry.
 PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
-BROKER_ERRORS = (OperationalError, ConnectionError, OSError)
+BROKER_ERRORS = (OperationalError, ConnectionError, OSError, redis.RedisError)
+
+WAKE_KEY = "bothero:webhooks:dispatcher"
+WAKE_TOKENS = "bothero:webhooks:dispatcher:tokens"
+WAKE_KEY_TTL_SECONDS = 10.0
+
+_clients: dict[tuple[int, str, bool], redis.Redis] = {}
+_clients_lock = threading.Lock()
+
+
+def _celery_app():
+    from bothero.celery import app
+
+    return app
+
+
+def _wake_client(*, blocking: bool = False) -> redis.Redis | None:
+    """A Redis client on the broker (one per process), or None when the broker is not Redis."""
+    url = _celery_app().conf.broker_url or ""
+    if urlsplit(url).scheme not in ("redis", "rediss"):
+        return None
+    key = (os.getpid(), url, blocking)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            # The dispatcher's client blocks in BLPOP for up to the linger; the emitters' must fail fast.
+            timeout = settings.WEBHOOK_DISPATCH_LINGER_SECONDS + 5 if blocking else 1.0
+            client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=timeout)
+            _clients[key] = client
+        return client
 
 
 def _enqueue(task, *args) -> bool:
@@ -33,10 +85,73 @@ def _enqueue(task, *args) -> bool:
     return True
 
 
-def event_dispatch_enqueue(*, event_id: int) -> bool:
-    from webhooks.tasks import dispatch_event
+def events_dispatch_wake() -> bool:
+    """After an event committed: make sure a dispatcher is queued or running. False if the broker is down."""
+    from webhooks.tasks import dispatch_events
 
-    return _enqueue(dispatch_event, event_id)
+    if _celery_app().conf.task_always_eager:
+        return _enqueue(dispatch_events)
+    client = _wake_client()
+    if client is None:
+        return _enqueue(dispatch_events)
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            pipe.set(WAKE_KEY, 1, nx=True, px=int(WAKE_KEY_TTL_SECONDS * 1000))
+            pipe.lpush(WAKE_TOKENS, 1)
+            pipe.ltrim(WAKE_TOKENS, 0, 0)
+            became_waker, _, _ = pipe.execute()
+    except redis.RedisError:
+        logger.warning("Could not wake the webhook dispatcher (broker unreachable); the sweep will.", exc_info=True)
+        return False
+    if not became_waker:
+        return True  # a dispatcher is queued or running and will see the event
+    if _enqueue(dispatch_events):
+        return True
+    _wake_key_delete(client)  # let the next emitter try again
+    return False
+
+
+def events_dispatch_hand_over() -> bool:
+    """A dispatcher stopping with work left (its senders are busy, or it ran long): queue another one."""
+    from webhooks.tasks import dispatch_events
+
+    client = _wake_client()
+    if client is not None:
+        try:
+            client.set(WAKE_KEY, 1, px=int(WAKE_KEY_TTL_SECONDS * 1000))
+        except redis.RedisError:
+            logger.warning("Could not set the webhook wake-up key.", exc_info=True)
+    return _enqueue(dispatch_events)
+
+
+def dispatcher_wait_for_events(seconds: float) -> bool:
+    """The dispatcher's linger: True when an emitter pushed a token within `seconds`.
+
+    When none came, the wake-up key is deleted (emitters publish a new task
+    from then on) and False is returned; the caller must then look for
+    events once more. Without a Redis broker it returns False at once.
+    """
+    client = _wake_client(blocking=True)
+    if client is None:
+        return False
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            pipe.pexpire(WAKE_KEY, int(WAKE_KEY_TTL_SECONDS * 1000))
+            pipe.blpop([WAKE_TOKENS], timeout=seconds)
+            _, token = pipe.execute()
+        if token is not None:
+            return True
+    except redis.RedisError:
+        logger.warning("Webhook dispatcher lost the broker while waiting for events.", exc_info=True)
+    _wake_key_delete(client)
+    return False
+
+
+def _wake_key_delete(client: redis.Redis) -> None:
+    try:
+        client.delete(WAKE_KEY)
+    except redis.RedisError:
+        logger.warning("Could not delete the webhook wake-up key; it expires by itself.", exc_info=True)
 
 
 def delivery_send_enqueue(*, delivery_id: int) -> bool:

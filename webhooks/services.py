@@ -11,11 +11,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from bothero.errors import ConflictError, ValidationError
-from webhooks import queueing
+from webhooks import queueing, sql
 from webhooks.addresses import BlockedAddressError, check_webhook_url
 from webhooks.event_types import ALL_EVENTS, TEST_EVENT, unknown_event_types
 from webhooks.models import Delivery, Event, WebhookEndpoint
-from webhooks.selectors import webhook_endpoints_subscribed
 from webhooks.signing import secret_generate
 
 
@@ -24,17 +23,16 @@ def event_emit(*, tenant, type: str, data: dict) -> Event:
 
     Call it inside the same `transaction.atomic()` block as the change that
     caused the event, so the event exists if and only if the change does.
-    After commit it is fanned out to the subscribed endpoints by a task on
-    the `webhooks` queue; if that task cannot be queued (broker down), the
-    periodic sweep dispatches it later. An event no endpoint subscribes to is
-    marked dispatched at once.
+    After commit a dispatcher task on the `webhooks` queue fans it out to the
+    subscribed endpoints (one task serves many events: `webhooks.queueing`);
+    if that cannot be queued (broker down), the periodic sweep dispatches it
+    later. An event no endpoint subscribes to is marked dispatched at once.
+    One INSERT (with the subscription check) and, after commit, one Redis
+    round trip.
     """
-    subscribed = webhook_endpoints_subscribed(tenant_id=tenant.pk, event_type=type).exists()
-    event = Event.objects.create(
-        tenant=tenant, type=type, data=data, dispatched_at=None if subscribed else timezone.now()
-    )
-    if subscribed:
-        transaction.on_commit(partial(queueing.event_dispatch_enqueue, event_id=event.pk))
+    event = sql.event_insert(tenant_id=tenant.pk, type=type, data=data, now=timezone.now())
+    if event.dispatched_at is None:
+        transaction.on_commit(queueing.events_dispatch_wake)
     return event
 
 

@@ -1,7 +1,8 @@
-"""The delivery hot path in three statements: read an event with its subscribers, fan it out, record a result.
+"""The delivery hot path in a few statements: insert an event, read a batch with its subscribers, fan it
+out, record a result.
 
-With the ORM the fan-out and the result would each be a transaction of three
-or four statements, and the read two queries. At a few hundred deliveries a
+With the ORM the emit would be two queries, the fan-out and the result each
+a transaction of three or four statements, and the read two queries. At a few hundred deliveries a
 second on a small machine, round trips to PostgreSQL and building ORM queries
 are most of a delivery's cost (see `bench/webhooks.py`), so these are written
 out; everything else uses the ORM.
@@ -21,6 +22,7 @@ from datetime import datetime
 
 from django.db import DEFAULT_DB_ALIAS, connection
 
+from bothero.ids import new_public_id
 from webhooks.event_types import ALL_EVENTS
 from webhooks.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 
@@ -32,28 +34,76 @@ ENDPOINT = WebhookEndpoint._meta.db_table
 ASYNCHRONOUS_COMMIT = "durability AS (SELECT set_config('synchronous_commit', 'off', true) AS value)"
 
 
-def event_with_subscribers(*, event_id: int) -> tuple[Event | None, list[WebhookEndpoint]]:
-    """The event if it is not dispatched yet (else None), with the enabled endpoints subscribed to its type."""
+def event_insert(*, tenant_id: int, type: str, data, now: datetime) -> Event:
+    """Insert an event in the caller's transaction; settled at once (`dispatched_at`) if nobody subscribes to it.
+
+    One statement: the subscription check is a subquery of the INSERT.
+    """
+    data_field = Event._meta.get_field("data")
+    public_id = new_public_id("evt")
+    sql = f"""
+        INSERT INTO {EVENT} (public_id, tenant_id, type, data, created_at, dispatched_at)
+        VALUES (%(public_id)s, %(tenant_id)s, %(type)s, %(data)s, %(now)s,
+            CASE WHEN EXISTS (
+                SELECT 1 FROM {ENDPOINT} w
+                WHERE w.tenant_id = %(tenant_id)s AND w.enabled AND w.events && ARRAY[%(type)s, %(all)s]::varchar(64)[]
+            ) THEN NULL ELSE %(now)s::timestamptz END)
+        RETURNING id, dispatched_at
+    """
+    params = {
+        "public_id": public_id,
+        "tenant_id": tenant_id,
+        "type": type,
+        "data": data_field.get_db_prep_save(data, connection),
+        "now": now,
+        "all": ALL_EVENTS,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        event_id, dispatched_at = cursor.fetchone()
+    return Event.from_db(
+        DEFAULT_DB_ALIAS,
+        ["id", "public_id", "tenant_id", "type", "data", "created_at", "dispatched_at"],
+        [event_id, public_id, tenant_id, type, data, now, dispatched_at],
+    )
+
+
+def events_undispatched_with_subscribers(
+    *, limit: int, event_ids: list[int] | None = None, created_before: datetime | None = None
+) -> list[tuple[Event, list[WebhookEndpoint]]]:
+    """Up to `limit` undispatched events, oldest first, each with the enabled endpoints subscribed to its type.
+
+    Read without locks; `events_dispatch_insert` claims them.
+    """
     event_fields = Event._meta.concrete_fields
     endpoint_fields = WebhookEndpoint._meta.concrete_fields
     columns = [f"e.{field.column}" for field in event_fields] + [f"w.{field.column}" for field in endpoint_fields]
+    conditions = ["dispatched_at IS NULL"]
+    params: dict = {"limit": limit, "all": ALL_EVENTS}
+    if event_ids is not None:
+        conditions.append("id = ANY(%(event_ids)s)")
+        params["event_ids"] = event_ids
+    if created_before is not None:
+        conditions.append("created_at <= %(created_before)s")
+        params["created_before"] = created_before
     sql = f"""
         SELECT {", ".join(columns)}
-        FROM {EVENT} e
+        FROM (SELECT * FROM {EVENT} WHERE {" AND ".join(conditions)} ORDER BY id LIMIT %(limit)s) e
         LEFT JOIN {ENDPOINT} w
             ON w.tenant_id = e.tenant_id AND w.enabled AND w.events && ARRAY[e.type, %(all)s]::varchar(64)[]
-        WHERE e.id = %(event_id)s AND e.dispatched_at IS NULL
-        ORDER BY w.id
+        ORDER BY e.id, w.id
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"event_id": event_id, "all": ALL_EVENTS})
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
-    if not rows:
-        return None, []
     split = len(event_fields)
-    event = _instance(Event, event_fields, rows[0][:split])
-    endpoints = [_instance(WebhookEndpoint, endpoint_fields, row[split:]) for row in rows if row[split] is not None]
-    return event, endpoints
+    events: dict[int, tuple[Event, list[WebhookEndpoint]]] = {}
+    for row in rows:
+        if row[0] not in events:
+            events[row[0]] = (_instance(Event, event_fields, row[:split]), [])
+        if row[split] is not None:
+            events[row[0]][1].append(_instance(WebhookEndpoint, endpoint_fields, row[split:]))
+    return list(events.values())
 
 
 def _instance(model, fields, values):
@@ -65,49 +115,53 @@ def _instance(model, fields, values):
     return model.from_db(DEFAULT_DB_ALIAS, [field.attname for field in fields], converted)
 
 
-def event_dispatch_insert(*, event_id: int, now: datetime, rows: list[dict]) -> list[tuple[int, int]] | None:
-    """Mark the event dispatched and insert its deliveries, if no one has dispatched it yet.
+def events_dispatch_insert(
+    *, event_ids: list[int], now: datetime, lease: datetime, deliveries: list[tuple[str, int, int]]
+) -> tuple[int, list[tuple[int, int, int]]]:
+    """Mark these events dispatched and insert their deliveries, already claimed for their first attempt.
 
-    `rows` has one dict per delivery: `public_id`, `endpoint_id`, `status`,
-    `attempts`, `claimed_until`, `queued_at`, `last_attempt_at`. Returns
-    (delivery id, endpoint id) pairs, or None when the event was already
-    dispatched (then nothing is written). A concurrent dispatcher's UPDATE
-    waits for the row lock, then finds `dispatched_at` set and inserts nothing.
+    `deliveries` are (public id, endpoint id, event id). An event another
+    dispatcher holds or has dispatched is skipped (SKIP LOCKED), with its
+    deliveries. Returns (how many events were marked here, the inserted
+    (delivery id, endpoint id, event id)). Raises IntegrityError if an
+    endpoint was deleted since it was read.
     """
-    params: dict = {"event_id": event_id, "now": now}
-    if not rows:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"WITH {ASYNCHRONOUS_COMMIT} UPDATE {EVENT} SET dispatched_at = %(now)s FROM durability "
-                f"WHERE {EVENT}.id = %(event_id)s AND {EVENT}.dispatched_at IS NULL",
-                params,
-            )
-            return [] if cursor.rowcount else None
-    # Identifiers are ours; every value goes in as a parameter.
-    values = []
-    for index, row in enumerate(rows):
-        names = [f"{name}_{index}" for name in row]
-        params.update({f"{name}_{index}": value for name, value in row.items()})
-        values.append("(" + ", ".join(f"%({name})s" for name in names) + ")")
-    columns = list(rows[0])
-    typed = {"claimed_until": "timestamptz", "queued_at": "timestamptz", "last_attempt_at": "timestamptz"}
-    select_list = ", ".join(f"v.{name}::{typed[name]}" if name in typed else f"v.{name}" for name in columns)
     sql = f"""
         WITH {ASYNCHRONOUS_COMMIT},
         marked AS (
             UPDATE {EVENT} SET dispatched_at = %(now)s FROM durability
-            WHERE {EVENT}.id = %(event_id)s AND {EVENT}.dispatched_at IS NULL
+            WHERE {EVENT}.id IN (
+                SELECT id FROM {EVENT} WHERE id = ANY(%(event_ids)s) AND dispatched_at IS NULL
+                FOR UPDATE SKIP LOCKED
+            )
             RETURNING {EVENT}.id
+        ),
+        inserted AS (
+            INSERT INTO {DELIVERY} (public_id, endpoint_id, event_id, status, attempts, next_attempt_at,
+                claimed_until, last_attempt_at, last_error, created_at)
+            SELECT v.public_id, v.endpoint_id, v.event_id, %(sending)s, 1, %(now)s, %(lease)s, %(now)s, '', %(now)s
+            FROM unnest(%(public_ids)s::varchar[], %(endpoint_ids)s::bigint[], %(delivery_event_ids)s::bigint[])
+                AS v (public_id, endpoint_id, event_id)
+            JOIN marked ON marked.id = v.event_id
+            RETURNING id, endpoint_id, event_id
         )
-        INSERT INTO {DELIVERY} ({", ".join(columns)}, event_id, next_attempt_at, last_error, created_at)
-        SELECT {select_list}, marked.id, %(now)s, '', %(now)s
-        FROM marked CROSS JOIN (VALUES {", ".join(values)}) AS v ({", ".join(columns)})
-        RETURNING id, endpoint_id
+        SELECT id, endpoint_id, event_id FROM inserted
+        UNION ALL SELECT NULL, NULL, count(*) FROM marked
     """
+    params = {
+        "now": now,
+        "lease": lease,
+        "event_ids": event_ids,
+        "sending": Delivery.Status.SENDING,
+        "public_ids": [public_id for public_id, _, _ in deliveries],
+        "endpoint_ids": [endpoint_id for _, endpoint_id, _ in deliveries],
+        "delivery_event_ids": [event_id for _, _, event_id in deliveries],
+    }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        inserted = cursor.fetchall()
-    return inserted or None
+        rows = cursor.fetchall()
+    *inserted, (_, _, marked) = rows
+    return marked, [tuple(row) for row in inserted]
 
 
 def delivery_attempt_record(*, delivery_id: int, number: int, changes: dict, attempt: dict) -> bool:

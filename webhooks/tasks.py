@@ -6,10 +6,11 @@ They take ids; the services do the work.
 from contextlib import contextmanager
 
 from celery import shared_task
+from celery.signals import worker_process_shutdown, worker_shutdown
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
-from webhooks import delivery
+from webhooks import delivery, senders
 
 DB_RETRY = {
     "autoretry_for": (OperationalError, InterfaceError),
@@ -37,6 +38,20 @@ def _connection_dropped_on_error(task):
 
 @shared_task(
     bind=True,
+    name="webhooks.dispatch_events",
+    acks_late=True,
+    ignore_result=True,
+    soft_time_limit=settings.WEBHOOK_DISPATCH_MAX_SECONDS + settings.WEBHOOK_DISPATCH_LINGER_SECONDS + 60,
+    time_limit=settings.WEBHOOK_DISPATCH_MAX_SECONDS + settings.WEBHOOK_DISPATCH_LINGER_SECONDS + 90,
+    **DB_RETRY,
+)
+def dispatch_events(self) -> None:
+    with _connection_dropped_on_error(self):
+        delivery.events_dispatch_pending(in_background=not self.request.is_eager)
+
+
+@shared_task(
+    bind=True,
     name="webhooks.dispatch_event",
     acks_late=True,
     ignore_result=True,
@@ -45,8 +60,9 @@ def _connection_dropped_on_error(task):
     **DB_RETRY,
 )
 def dispatch_event(self, event_id: int) -> None:
+    """One event (no longer queued by the app; kept for messages queued before `dispatch_events`)."""
     with _connection_dropped_on_error(self):
-        delivery.event_dispatch(event_id=event_id, send_if_single=True)
+        delivery.event_dispatch(event_id=event_id)
 
 
 @shared_task(
@@ -74,4 +90,11 @@ def send_delivery(self, delivery_id: int) -> None:
 )
 def sweep(self) -> None:
     with _connection_dropped_on_error(self):
-        delivery.webhook_sweep()
+        delivery.webhook_sweep(in_background=not self.request.is_eager)
+
+
+@worker_shutdown.connect
+@worker_process_shutdown.connect
+def _finish_attempts_in_flight(**_kwargs) -> None:
+    """A warm shutdown records the attempts the sender threads are making before the process exits."""
+    senders.shutdown()

@@ -547,7 +547,7 @@ def test_asynchronous_commit_stays_inside_the_delivery_statements(transactional_
     actor = make_actor()
     make_endpoint(actor.tenant, receiver.url)
     event = Event.objects.create(tenant=actor.tenant, type="bot.created", data={"id": "bot_1"})
-    assert len(event_dispatch(event_id=event.pk, send_if_single=True)) == 1
+    assert len(event_dispatch(event_id=event.pk)) == 1
     assert Delivery.objects.get().status == "succeeded"
     with connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")
