@@ -114,8 +114,29 @@ def event_dispatch(*, event_id: int) -> list[int]:
 
 
 def delivery_attempt_first(delivery: Delivery) -> Delivery | None:
-    """Make the first attempt of a delivery that `events_dispatch` created claimed."""
-    return _attempt(delivery, timezone.now())
+    """Make the first attempt of a delivery that `events_dispatch` created claimed.
+
+    An attempt that waited for a sender thread longer than half the claim
+    grace (at least a second) is handed back instead, for the sweep to queue
+    again: sent that late, it might not end within its lease, and the sweep
+    could take it for lost and send it a second time.
+    """
+    now = timezone.now()
+    if now - delivery.last_attempt_at > timedelta(seconds=max(settings.WEBHOOK_CLAIM_GRACE_SECONDS / 2, 1.0)):
+        _claim_hand_back(delivery.pk, attempts=delivery.attempts)
+        return None
+    return _attempt(delivery, now)
+
+
+def _claim_hand_back(delivery_id: int, *, attempts: int) -> None:
+    """Undo a claim whose attempt was not made: `pending` again, due now, the attempt not counted."""
+    Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.SENDING, attempts=attempts).update(
+        status=Delivery.Status.PENDING,
+        attempts=F("attempts") - 1,
+        claimed_until=None,
+        next_attempt_at=timezone.now(),
+        queued_at=None,
+    )
 
 
 def events_dispatch_pending(*, in_background: bool) -> int:

@@ -121,7 +121,11 @@ def events_dispatch_hand_over() -> bool:
             client.set(WAKE_KEY, 1, px=int(WAKE_KEY_TTL_SECONDS * 1000))
         except redis.RedisError:
             logger.warning("Could not set the webhook wake-up key.", exc_info=True)
-    return _enqueue(dispatch_events)
+    if _enqueue(dispatch_events):
+        return True
+    if client is not None:
+        _wake_key_delete(client)  # let the next emitter try again
+    return False
 
 
 def dispatcher_wait_for_events(seconds: float) -> bool:

@@ -13,7 +13,13 @@ from django.utils import timezone
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from bothero.celery import app as celery_app
-from webhooks.delivery import event_dispatch, webhook_delivery_send, webhook_sweep
+from webhooks.delivery import (
+    delivery_attempt_first,
+    event_dispatch,
+    events_dispatch,
+    webhook_delivery_send,
+    webhook_sweep,
+)
 from webhooks.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 from webhooks.services import event_emit, webhook_endpoint_rotate_secret
 from webhooks.tests.conftest import make_endpoint
@@ -560,3 +566,65 @@ def test_cookies_set_by_a_receiver_are_never_sent_back(alice, alice_endpoint, re
     emit(alice.tenant, "bot.updated")
     second = receiver.wait_for(2)[1]
     assert "cookie" not in second.headers
+
+
+def test_a_batch_fans_each_event_out_to_its_own_tenants_endpoints_already_claimed(
+    alice, charlie, receiver, private_urls
+):
+    alices = make_endpoint(alice.tenant, receiver.url, events=["bot.created"])
+    charlies = make_endpoint(charlie.tenant, receiver.url, events=["*"])
+    events = [
+        Event.objects.create(tenant=alice.tenant, type="bot.created", data={"n": 1}),
+        Event.objects.create(tenant=charlie.tenant, type="bot.created", data={"n": 2}),
+        Event.objects.create(tenant=alice.tenant, type="lead.captured", data={"n": 3}),  # nobody subscribes
+    ]
+    handed = []
+    marked, delivery_ids, full = events_dispatch(send=handed.append, limit=10)
+    assert (marked, len(delivery_ids), full) == (3, 2, False)
+    assert {(d.event.public_id, d.endpoint.pk) for d in handed} == {
+        (events[0].public_id, alices.pk),
+        (events[1].public_id, charlies.pk),
+    }
+    for delivery in Delivery.objects.filter(pk__in=delivery_ids):
+        assert (delivery.status, delivery.attempts) == ("sending", 1)
+        assert delivery.claimed_until > timezone.now()
+    assert not Event.objects.filter(dispatched_at__isnull=True).exists()
+    assert events_dispatch(send=handed.append, limit=10) == (0, [], False)
+    assert receiver.requests == []  # sending is the caller's `send`
+
+
+def test_an_event_is_settled_at_once_when_only_another_tenant_subscribes(alice, charlie, receiver, private_urls):
+    make_endpoint(charlie.tenant, receiver.url, events=["*"])
+    with transaction.atomic():
+        event = event_emit(tenant=alice.tenant, type="bot.created", data={})
+    event.refresh_from_db()
+    assert event.dispatched_at is not None
+
+
+def test_a_first_attempt_that_waited_too_long_for_a_sender_is_handed_back_not_sent(
+    alice, alice_endpoint, receiver, settings
+):
+    settings.WEBHOOK_CLAIM_GRACE_SECONDS = 30
+    event = Event.objects.create(tenant=alice.tenant, type="bot.created", data={}, dispatched_at=timezone.now())
+    claimed_at = timezone.now() - timedelta(seconds=20)
+    delivery = Delivery.objects.create(
+        endpoint=alice_endpoint,
+        event=event,
+        status="sending",
+        attempts=1,
+        last_attempt_at=claimed_at,
+        claimed_until=claimed_at + timedelta(seconds=40),
+    )
+    delivery.event, delivery.endpoint = event, alice_endpoint
+    assert delivery_attempt_first(delivery) is None
+    time.sleep(0.2)
+    assert receiver.requests == []
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.claimed_until, delivery.queued_at) == (
+        "pending",
+        0,
+        None,
+        None,
+    )
+    assert delivery.next_attempt_at <= timezone.now()
+    assert not DeliveryAttempt.objects.exists()

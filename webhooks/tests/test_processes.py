@@ -24,7 +24,7 @@ from webhooks.models import Delivery, Event
 from webhooks.services import event_emit
 from webhooks.tasks import sweep
 from webhooks.tests.conftest import make_endpoint
-from webhooks.tests.receiver import Reply
+from webhooks.tests.receiver import Receiver, Reply
 
 needs_redis = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs a real broker: set REDIS_URL")
 WORKER_ENV = {"ALLOW_PRIVATE_URLS": "true", "WEBHOOK_DISPATCH_GRACE_SECONDS": "0"}
@@ -36,6 +36,8 @@ def through_the_broker():
     with celery_app.connection_for_write() as connection:
         connection.default_channel.queue_purge(queueing.QUEUE)
     celery_app.conf.task_always_eager = False
+    # A dispatcher of an earlier test (killed mid-linger) may have left its wake-up key behind.
+    queueing._wake_client().delete(queueing.WAKE_KEY, queueing.WAKE_TOKENS)
     try:
         yield
     finally:
@@ -163,3 +165,65 @@ def test_chatting_with_a_bot_sends_signed_message_created_webhooks(transactional
     assert {payload["type"] for payload in payloads} == {"message.created"}
     assert reply.json()["id"] in {payload["data"]["id"] for payload in payloads}
     assert len(deliveries["data"]) == 2
+
+
+def queued_messages() -> int:
+    return queueing._wake_client().llen(queueing.QUEUE)
+
+
+@needs_redis
+def test_events_emitted_together_queue_one_dispatcher_which_delivers_them_all(
+    transactional_db, receiver, through_the_broker
+):
+    actor = make_actor()
+    make_endpoint(actor.tenant, f"{receiver.url}/hooks", events=["bot.created"])
+    with transaction.atomic():
+        events = [event_emit(tenant=actor.tenant, type="bot.created", data={"n": n}) for n in range(20)]
+    assert queued_messages() == 1  # one wake-up for twenty events, not twenty messages
+    with webhook_worker():
+        requests = receiver.wait_for(20, timeout=30)
+        wait_until(lambda: Delivery.objects.filter(status="succeeded").count() == 20, 15, "successes recorded")
+    assert sorted(r.headers["webhook-id"] for r in requests) == sorted(e.public_id for e in events)
+
+
+@needs_redis
+def test_a_dispatcher_that_stops_is_woken_again_and_never_misses_an_event(transactional_db, through_the_broker):
+    actor = make_actor()
+    make_endpoint(actor.tenant, "http://127.0.0.1:9/hooks", events=["bot.created"])
+
+    def emit():
+        with transaction.atomic():
+            event_emit(tenant=actor.tenant, type="bot.created", data={})
+
+    emit()
+    assert queued_messages() == 1
+    emit()  # a dispatcher is queued: no second message, a token for it instead
+    assert queued_messages() == 1
+    # What the dispatcher sees between batches: the token, then (none left) the end of its wait.
+    assert queueing.dispatcher_wait_for_events(0.1) is True
+    assert queueing.dispatcher_wait_for_events(0.1) is False
+    assert not queueing._wake_client().exists(queueing.WAKE_KEY)
+    emit()  # the dispatcher has stopped waiting: the next event queues a new one
+    assert queued_messages() == 2
+
+
+@pytest.mark.slow
+@needs_redis
+def test_a_slow_endpoint_does_not_hold_up_deliveries_to_other_endpoints(transactional_db, through_the_broker):
+    actor = make_actor()
+    with Receiver(default=Reply(delay=5)) as slow, Receiver() as fast:
+        make_endpoint(actor.tenant, f"{slow.url}/hooks", events=["*"])
+        make_endpoint(actor.tenant, f"{fast.url}/hooks", events=["*"])
+        with webhook_worker(WEBHOOK_TIMEOUT_SECONDS="8"):  # one worker process
+            with transaction.atomic():
+                event_emit(tenant=actor.tenant, type="bot.created", data={"n": 1})
+            slow.wait_for(1, timeout=30)  # the slow endpoint's request is now in flight for 5 s
+            emitted = time.monotonic()
+            for n in (2, 3):
+                with transaction.atomic():
+                    event_emit(tenant=actor.tenant, type="bot.updated", data={"n": n})
+            fast.wait_for(3, timeout=10)
+            assert time.monotonic() - emitted < 2.5
+            assert len(slow.wait_for(3, timeout=5)) == 3  # sent at once too, not one after the other
+            assert Delivery.objects.filter(endpoint__url__startswith=slow.url, status="succeeded").count() == 0
+            wait_until(lambda: Delivery.objects.filter(status="succeeded").count() == 6, 20, "all six succeeded")
