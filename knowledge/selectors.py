@@ -17,14 +17,20 @@ which the bot's `min_score` cuts on.
 from __future__ import annotations
 
 import math
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
+from numpy import ndarray
 
 from bothero.errors import NotFoundError, ValidationError
 from knowledge.conf import configured_embedder
 from knowledge.models import FULLTEXT_CONFIG, Document
+
+# A query's embedding, or a callable giving it (e.g. `Future.result`).
+QueryVector = ndarray | Callable[[], ndarray]
 
 RRF_K = 60
 SNIPPET_CHARS = 300
@@ -176,16 +182,35 @@ def _tsquery_term(lexeme: str) -> str:
     return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def search(*, tenant, bot, query: str, top_k: int | None = None, min_score: float | None = None) -> list[Passage]:
+def search(
+    *,
+    tenant,
+    bot,
+    query: str,
+    top_k: int | None = None,
+    min_score: float | None = None,
+    query_vector: QueryVector | None = None,
+) -> list[Passage]:
     """Hybrid retrieval restricted to `bot` (and its tenant): Postgres full-text + pgvector HNSW cosine,
     fused by reciprocal-rank fusion (k=60), ordered by fused rank, then cut at min_score on `score`.
     top_k defaults to bot.retrieval["top_k"], min_score to bot.retrieval["min_score"]. Only chunks of
-    documents with status "ready". Embeds the query (local ONNX model by default)."""
-    return search_ranked(tenant=tenant, bot=bot, query=query, top_k=top_k, min_score=min_score, mode="hybrid")
+    documents with status "ready". Embeds the query (local ONNX model by default) unless `query_vector`
+    gives its embedding: the vector, or a callable returning it (such as the `result` of a Future
+    computing it elsewhere), called only once the full-text ranker is planned so the two overlap."""
+    return search_ranked(
+        tenant=tenant, bot=bot, query=query, top_k=top_k, min_score=min_score, mode="hybrid", query_vector=query_vector
+    )
 
 
 def search_ranked(
-    *, tenant, bot, query: str, top_k: int | None = None, min_score: float | None = None, mode: str = "hybrid"
+    *,
+    tenant,
+    bot,
+    query: str,
+    top_k: int | None = None,
+    min_score: float | None = None,
+    mode: str = "hybrid",
+    query_vector: QueryVector | None = None,
 ) -> list[Passage]:
     """`search` with a choice of ranker: "hybrid" (the product), or "vector" / "fulltext" alone (for evaluation)."""
     if mode not in MODES:
@@ -200,30 +225,27 @@ def search_ranked(
     query = query.strip()
     if not query:
         return []
-    # Embedding is the slow part: done before any transaction opens.
-    vector = configured_embedder().embed([query])[0]
     params = {
-        "vector": "[" + ",".join(f"{value:.7g}" for value in vector.tolist()) + "]",
         "bot_id": bot.pk,
         "tenant_id": tenant.pk,
         "candidates": max(settings.KNOWLEDGE_SEARCH_CANDIDATES, top_k),
     }
-    with transaction.atomic(), connection.cursor() as cursor:
+    # Read-only statements, in autocommit unless the caller is in a transaction: no BEGIN/COMMIT
+    # round trips, and no transaction of ours held open while the query is embedded (the slow part).
+    with connection.cursor() as cursor:
         rankings = []
-        if mode in ("hybrid", "vector"):
-            # Iterative scans keep walking the HNSW graph until enough rows pass the bot filter.
-            cursor.execute(
-                "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-                "set_config('hnsw.ef_search', %s, true)",
-                [str(max(settings.KNOWLEDGE_HNSW_EF_SEARCH, params["candidates"]))],
-            )
-            rankings.append(f"SELECT id, rank FROM ({_VECTOR_HITS}) AS vector_hits")
         if mode in ("hybrid", "fulltext"):
             text_hits = _text_hits_sql(cursor, bot=bot, query=query, params=params)
             if text_hits:
                 rankings.append(f"SELECT id, rank FROM ({text_hits}) AS text_hits")
+        if mode in ("hybrid", "vector"):
+            _hnsw_configure(cursor, ef_search=max(settings.KNOWLEDGE_HNSW_EF_SEARCH, params["candidates"]))
+            rankings.append(f"SELECT id, rank FROM ({_VECTOR_HITS}) AS vector_hits")
         if not rankings:
             return []
+        # Every passage is scored by cosine similarity, whichever ranker found it.
+        vector = _query_embedding(query, query_vector)
+        params["vector"] = "[" + ",".join(f"{value:.7g}" for value in vector.tolist()) + "]"
         fused = (
             f"SELECT id, sum(1.0 / ({RRF_K} + rank)) AS fused FROM ({' UNION ALL '.join(rankings)}) AS r GROUP BY id"
         )
@@ -250,6 +272,38 @@ def search_ranked(
         if len(passages) == top_k:
             break
     return passages
+
+
+def _query_embedding(query: str, query_vector: QueryVector | None):
+    if query_vector is None:
+        return configured_embedder().embed([query])[0]
+    return query_vector() if callable(query_vector) else query_vector
+
+
+# The HNSW settings each pooled connection was given for the whole session (see `_hnsw_configure`).
+_hnsw_session_settings: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _hnsw_configure(cursor, *, ef_search: int) -> None:
+    """Let the HNSW scan search `ef_search` candidates, iteratively, until enough rows pass the bot filter.
+
+    Outside a transaction the settings are made once per database connection, for the session (only
+    vector searches read them, and every one sets what it needs): one round trip saved per search.
+    Inside one (tests, a caller's atomic block) they are local to it, as a rollback would undo them.
+    """
+    wanted = ("relaxed_order", str(ef_search))
+    if connection.in_atomic_block:
+        session, raw = False, None
+    else:
+        session, raw = True, connection.connection
+        if _hnsw_session_settings.get(raw) == wanted:
+            return
+    cursor.execute(
+        "SELECT set_config('hnsw.iterative_scan', %s, %s), set_config('hnsw.ef_search', %s, %s)",
+        [wanted[0], not session, wanted[1], not session],
+    )
+    if session:
+        _hnsw_session_settings[raw] = wanted
 
 
 def _text_hits_sql(cursor, *, bot, query: str, params: dict) -> str | None:

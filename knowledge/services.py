@@ -278,7 +278,7 @@ def chunks_delete(*, document: Document) -> None:
     """Delete the document's chunks and take them out of its bot's full-text statistics (in the caller's transaction)."""
     count = Chunk.objects.filter(document=document).count()
     if count:
-        _lexeme_stats_change(document=document, sign=-1, chunk_count=count)
+        lexeme_stats_change(document=document, sign=-1, chunk_count=count)
         Chunk.objects.filter(document=document).delete()
 
 
@@ -296,7 +296,8 @@ _LEXEME_STATS_CHANGE = """
 """
 
 
-def _lexeme_stats_change(*, document: Document, sign: int, chunk_count: int) -> None:
+def lexeme_stats_change(*, document: Document, sign: int, chunk_count: int) -> None:
+    """Add (sign=+1) or remove (-1) the document's `chunk_count` stored chunks in its bot's full-text statistics."""
     chunks_query = f"SELECT search_vector FROM knowledge_chunk WHERE document_id = {int(document.pk)}"
     with connection.cursor() as cursor:
         cursor.execute(
@@ -605,7 +606,7 @@ def _document_finish(
         ],
         batch_size=500,
     )
-    _lexeme_stats_change(document=document, sign=+1, chunk_count=len(chunks))
+    lexeme_stats_change(document=document, sign=+1, chunk_count=len(chunks))
     now = timezone.now()
     document.status = Document.Status.READY
     document.progress = 100

@@ -55,6 +55,59 @@ def test_an_empty_query_finds_nothing(alice, alice_bot, add_text):
     assert search(tenant=alice.tenant, bot=alice_bot, query="   ") == []
 
 
+def test_a_query_vector_computed_elsewhere_gives_the_same_passages(alice, alice_bot, add_text):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from knowledge.conf import configured_embedder
+
+    for n in range(6):
+        add_text(alice_bot, f"Note {n}", f"Widget note number {n} about batteries and charging.")
+    query = "How do I charge the battery?"
+    expected = search(tenant=alice.tenant, bot=alice_bot, query=query)
+    vector = configured_embedder().embed([query])[0]
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(configured_embedder().embed, [query])
+
+        assert search(tenant=alice.tenant, bot=alice_bot, query=query, query_vector=vector) == expected
+        assert search(tenant=alice.tenant, bot=alice_bot, query=query, query_vector=lambda: future.result()[0]) == (
+            expected
+        )
+    assert expected
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_the_hnsw_settings_are_made_once_per_connection(alice, alice_bot, add_text, settings):
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    settings.KNOWLEDGE_HNSW_EF_SEARCH = 123
+    add_text(alice_bot, "Batteries", "Charge the battery for two hours before first use.")
+
+    def searches_setting_hnsw(**options) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert search(tenant=alice.tenant, bot=alice_bot, query="battery charging", **options)
+        return sum("hnsw.ef_search" in query["sql"] for query in queries.captured_queries)
+
+    def session_settings() -> tuple[str, str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('hnsw.ef_search'), current_setting('hnsw.iterative_scan')")
+            return cursor.fetchone()
+
+    assert searches_setting_hnsw() == 1
+    assert session_settings() == ("123", "relaxed_order")
+    assert searches_setting_hnsw() == 0  # this connection has them already
+    assert searches_setting_hnsw(top_k=150) == 1  # more candidates than ef_search: a wider search
+    assert session_settings() == ("150", "relaxed_order")
+
+    # In a transaction they are local to it (a rollback would undo a session setting unseen).
+    with transaction.atomic():
+        settings.KNOWLEDGE_HNSW_EF_SEARCH = 321
+        assert searches_setting_hnsw() == 1
+        assert session_settings() == ("321", "relaxed_order")
+        transaction.set_rollback(True)
+    assert session_settings() == ("150", "relaxed_order")
+
+
 def test_search_refuses_a_bot_of_another_tenant(alice, charlie_bot):
     from bothero.errors import NotFoundError
 
