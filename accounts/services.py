@@ -331,8 +331,11 @@ def current_period_start(now: datetime | None = None):
 
 def usage_increment(
     *, tenant: Tenant, messages: int = 0, prompt_tokens: int = 0, completion_tokens: int = 0, api_requests: int = 0
-) -> None:
-    """Add to this month's counters in one atomic statement (a row per tenant and month)."""
+) -> int:
+    """Add to this month's counters in one atomic statement (a row per tenant and month).
+
+    Returns the month's message count after the addition (the quota check needs no second read).
+    """
     table = UsageCounter._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
@@ -344,6 +347,8 @@ def usage_increment(
                 api_requests = {table}.api_requests + EXCLUDED.api_requests,
                 prompt_tokens = {table}.prompt_tokens + EXCLUDED.prompt_tokens,
                 completion_tokens = {table}.completion_tokens + EXCLUDED.completion_tokens
+            RETURNING messages
             """,
             [tenant.pk, current_period_start(), messages, api_requests, prompt_tokens, completion_tokens],
         )
+        return cursor.fetchone()[0]

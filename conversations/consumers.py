@@ -24,7 +24,6 @@ from bothero.api.errors import error_body, exception_handler
 from bothero.errors import ApplicationError, AuthenticationError, PermissionDeniedError, RateLimitError
 from bothero.ids import random_base62
 from bothero.request_context import current_request_id
-from bots.selectors import bot_get
 from conversations import selectors, services
 from conversations.serializers import ChatRequestSerializer
 from conversations.streaming import reply_events
@@ -70,10 +69,10 @@ def prepare_chat(principal, params: dict, started_at: float):
     limit = ratelimit.hit(f"tenant:{tenant.public_id}", limit=tenant.plan.requests_per_minute)
     if not limit.allowed:
         raise RateLimitError(f"Too many requests. Retry in {limit.reset_seconds} seconds.")
-    bot = bot_get(tenant=tenant, public_id=params["bot_id"])
-    conversation = None
-    if params.get("conversation_id"):
-        conversation = selectors.conversation_get(tenant=tenant, public_id=params["conversation_id"], bot=bot)
+    question_embedding = services.question_embedding_start(params["message"])
+    bot, conversation = selectors.chat_target_get(
+        tenant=tenant, bot_id=params["bot_id"], conversation_id=params.get("conversation_id")
+    )
     return services.reply_prepare(
         tenant=tenant,
         bot=bot,
@@ -81,6 +80,7 @@ def prepare_chat(principal, params: dict, started_at: float):
         user_message=params["message"],
         metadata=params["metadata"],
         started_at=started_at,
+        question_embedding=question_embedding,
     )
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from django.db.models import QuerySet
 
 from bothero.errors import NotFoundError
+from bots.models import Bot
 from conversations.models import Conversation, Lead, Message
 
 
@@ -29,6 +30,36 @@ def conversation_list(
     if has_lead is not None:
         queryset = queryset.filter(has_lead=has_lead)
     return queryset
+
+
+def chat_target_get(
+    *, tenant, bot_id: str, conversation_id: str | None = None, bot_param: str = "bot_id"
+) -> tuple[Bot, Conversation | None]:
+    """The tenant's bot a chat message is for, and the conversation it continues (None: a new one).
+
+    One query when both are given (the chat endpoint's hot path). NotFoundError
+    (`bot_not_found` on `bot_param`, or `conversation_not_found`) for another
+    tenant's ids, and for a conversation of another bot.
+    """
+    if conversation_id:
+        conversation = (
+            Conversation.objects.filter(tenant=tenant, public_id=conversation_id, bot__public_id=bot_id)
+            .select_related("bot")
+            .first()
+        )
+        if conversation is not None:
+            bot = conversation.bot
+            bot.tenant = conversation.tenant = tenant  # the same row: no query to load it again
+            return bot, conversation
+    bot = Bot.objects.filter(tenant=tenant, public_id=bot_id).first()
+    if bot is None:
+        raise NotFoundError(f"No such bot: {bot_id}.", code="bot_not_found", param=bot_param)
+    bot.tenant = tenant
+    if conversation_id:
+        raise NotFoundError(
+            f"No such conversation: {conversation_id}.", code="conversation_not_found", param="conversation_id"
+        )
+    return bot, None
 
 
 def conversation_get(*, tenant, public_id: str, bot=None) -> Conversation:

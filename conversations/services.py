@@ -25,7 +25,6 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.selectors import usage_current
 from accounts.services import current_period_start, usage_increment
 from bothero.errors import ConflictError, RateLimitError, UpstreamError, ValidationError
 from bothero.ids import new_public_id
@@ -36,6 +35,7 @@ from conversations.models import Conversation, Lead, Message
 from conversations.prompt import build_messages, count_prompt_tokens, count_tokens, history_within_budget
 from conversations.providers import ChatProvider, ProviderRequest, Usage, get_provider
 from conversations.serializers import LeadSerializer, conversation_data, message_data
+from knowledge.conf import configured_embedder
 from knowledge.embeddings import EmbeddingError
 from knowledge.selectors import search
 from webhooks.services import event_emit
@@ -78,11 +78,11 @@ def message_quota_reserve(*, tenant) -> None:
     so concurrent requests cannot both take the last message, and raising
     rolls the count back.
     """
-    usage_increment(tenant=tenant, messages=1)
+    messages_this_month = usage_increment(tenant=tenant, messages=1)
     limit = tenant.plan.max_messages_per_month
     if limit is None:
         return
-    if usage_current(tenant=tenant).messages > limit:
+    if messages_this_month > limit:
         now = timezone.now()
         reset = next_period_start(now)
         raise QuotaExceededError(
@@ -211,33 +211,55 @@ def user_message_record(
     return conversation, message, created
 
 
+# Embedding a question uses no database connection; searching does (its own, per worker thread).
+# Two pools, so a search waiting for its question's embedding never holds up that embedding.
+_embedding_pool = ThreadPoolExecutor(max_workers=settings.CHAT_RETRIEVAL_THREADS, thread_name_prefix="embedding")
 _retrieval_pool = ThreadPoolExecutor(max_workers=settings.CHAT_RETRIEVAL_THREADS, thread_name_prefix="retrieval")
 
 
-def _search_in_worker(*, tenant, bot, query: str) -> list:
+def question_embedding_start(question: str) -> Future:
+    """Start embedding the customer's question on a worker thread; its result is the vector.
+
+    The view starts it as soon as the request is authenticated and valid, so
+    that the model runs while the bot, the conversation and the message are
+    read and written (onnxruntime releases the GIL while it computes).
+    """
+    return _embedding_pool.submit(_question_embed, question.strip())
+
+
+def _question_embed(question: str):
+    return configured_embedder().embed([question])[0]
+
+
+def _search_in_worker(*, tenant, bot, query: str, question_embedding: Future) -> list:
     try:
-        return search(tenant=tenant, bot=bot, query=query)
+        return search(tenant=tenant, bot=bot, query=query, query_vector=question_embedding.result)
     finally:
         # Like a request's: closed (or given back to the pool) when done, never left open in an idle thread.
         connection.close()
 
 
-def retrieval_start(*, tenant, bot: Bot, query: str) -> Future:
+def retrieval_start(*, tenant, bot: Bot, query: str, question_embedding: Future | None = None) -> Future:
     """Start `knowledge.selectors.search` for `query`; its result is the passages.
 
-    It runs on a worker thread (its own connection) so that embedding the
-    question overlaps storing it — except inside a transaction (tests, a
-    caller's atomic block), whose uncommitted rows another connection could
-    not see: then it runs here and now.
+    It runs on a worker thread (its own connection) so that it overlaps
+    storing the question — except inside a transaction (tests, a caller's
+    atomic block), whose uncommitted rows another connection could not see:
+    then it runs here and now. `question_embedding` is the question's
+    embedding under way (`question_embedding_start`), started here if None.
     """
+    if question_embedding is None:
+        question_embedding = question_embedding_start(query)
     if connection.in_atomic_block:
         future: Future = Future()
         try:
-            future.set_result(search(tenant=tenant, bot=bot, query=query))
+            future.set_result(search(tenant=tenant, bot=bot, query=query, query_vector=question_embedding.result))
         except Exception as exc:
             future.set_exception(exc)
         return future
-    return _retrieval_pool.submit(_search_in_worker, tenant=tenant, bot=bot, query=query)
+    return _retrieval_pool.submit(
+        _search_in_worker, tenant=tenant, bot=bot, query=query, question_embedding=question_embedding
+    )
 
 
 def source_of(passage) -> dict:
@@ -263,19 +285,21 @@ def reply_prepare(
     temperature: float | None = None,
     max_tokens: int | None = None,
     started_at: float | None = None,
+    question_embedding: Future | None = None,
 ) -> PreparedReply:
     """Store the customer's message, retrieve passages and build the prompt (step 1 of a reply).
 
     `history` replaces the stored conversation as the prompt's history (the
     OpenAI-shaped endpoint, whose clients send it); either way it is cut to
     `CHAT_HISTORY_TOKEN_BUDGET` tokens, newest messages kept.
+    `question_embedding`: `question_embedding_start(user_message)`, when the caller started it early.
     """
     started_at = started_at or time.perf_counter()
     if bot.status != Bot.Status.ACTIVE:
         raise ConflictError(f"The bot {bot.public_id} is disabled.", code="bot_disabled", param="bot_id")
     provider = get_provider()
-    # Retrieval (embedding the question, then the search) overlaps the writes below.
-    retrieval = retrieval_start(tenant=tenant, bot=bot, query=user_message)
+    # Retrieval (embedding the question, then the search) overlaps the writes and reads below.
+    retrieval = retrieval_start(tenant=tenant, bot=bot, query=user_message, question_embedding=question_embedding)
     try:
         conversation, message, created = user_message_record(
             tenant=tenant,
@@ -288,10 +312,6 @@ def reply_prepare(
     except BaseException:
         retrieval.cancel()
         raise
-    try:
-        passages = provider.usable_passages(retrieval.result())
-    except EmbeddingError as exc:
-        raise UpstreamError("The embedding service failed, so the question could not be searched.") from exc
     if history is None:
         history = (
             []
@@ -301,6 +321,10 @@ def reply_prepare(
             )
         )
     history = history_within_budget(history, settings.CHAT_HISTORY_TOKEN_BUDGET)
+    try:
+        passages = provider.usable_passages(retrieval.result())
+    except EmbeddingError as exc:
+        raise UpstreamError("The embedding service failed, so the question could not be searched.") from exc
     model = provider.model_for(bot)
     request = ProviderRequest(
         model=model,

@@ -19,7 +19,6 @@ from rest_framework.response import Response
 
 from bothero.api.pagination import list_body, paginate_queryset
 from bothero.api.views import TenantAPIView, TenantViewSet
-from bothero.errors import NotFoundError
 from bots.selectors import bot_get, bot_list
 from conversations import selectors, services, streaming
 from conversations.models import Conversation
@@ -130,10 +129,10 @@ class ChatCompletionsView(TenantAPIView):
         data = ChatRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         params = data.validated_data
-        bot = bot_get(tenant=self.tenant, public_id=params["bot_id"])
-        conversation = None
-        if params.get("conversation_id"):
-            conversation = selectors.conversation_get(tenant=self.tenant, public_id=params["conversation_id"], bot=bot)
+        question_embedding = services.question_embedding_start(params["message"])
+        bot, conversation = selectors.chat_target_get(
+            tenant=self.tenant, bot_id=params["bot_id"], conversation_id=params.get("conversation_id")
+        )
         prepared = services.reply_prepare(
             tenant=self.tenant,
             bot=bot,
@@ -141,6 +140,7 @@ class ChatCompletionsView(TenantAPIView):
             user_message=params["message"],
             metadata=params["metadata"],
             started_at=self.started_at,
+            question_embedding=question_embedding,
         )
         if params["stream"]:
             request_id = request._request.request_id
@@ -152,15 +152,14 @@ class ChatCompletionsView(TenantAPIView):
         data = OpenAIChatRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         params = data.validated_data
-        try:
-            bot = bot_get(tenant=self.tenant, public_id=params["model"])
-        except NotFoundError as exc:
-            exc.param = "model"
-            raise
-        conversation = None
-        if params.get("conversation_id"):
-            conversation = selectors.conversation_get(tenant=self.tenant, public_id=params["conversation_id"], bot=bot)
         *earlier, last = params["messages"]
+        question_embedding = services.question_embedding_start(last["content"])
+        bot, conversation = selectors.chat_target_get(
+            tenant=self.tenant,
+            bot_id=params["model"],
+            conversation_id=params.get("conversation_id"),
+            bot_param="model",
+        )
         extra_instructions = tuple(m["content"] for m in earlier if m["role"] in ("system", "developer"))
         history = [
             {"role": m["role"], "content": m["content"]}
@@ -180,6 +179,7 @@ class ChatCompletionsView(TenantAPIView):
             temperature=params.get("temperature"),
             max_tokens=params.get("max_completion_tokens") or params.get("max_tokens"),
             started_at=self.started_at,
+            question_embedding=question_embedding,
         )
         if params["stream"]:
             request_id = request._request.request_id
