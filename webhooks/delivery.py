@@ -155,7 +155,7 @@ def events_dispatch_pending(*, in_background: bool) -> int:
         while True:
             marked, _ids, full = events_dispatch(send=delivery_attempt_first)
             total += marked
-            if not full:
+            if not (full and marked):
                 return total
     senders = get_senders()
     started = time.monotonic()
@@ -168,15 +168,16 @@ def events_dispatch_pending(*, in_background: bool) -> int:
         limit = min(settings.WEBHOOK_DISPATCH_BATCH_SIZE, senders.available())
         marked, _ids, full = events_dispatch(send=partial(senders.submit, delivery_attempt_first), limit=limit)
         total += marked
-        if full and marked:
-            continue
-        if last_look:
-            return total
+        more = full and marked  # a full batch: more may be waiting (a batch someone else took is theirs)
         if time.monotonic() - started > settings.WEBHOOK_DISPATCH_MAX_SECONDS:
             queueing.events_dispatch_hand_over()  # a fresh task, so that a restart never waits on this one
             return total
+        if more:
+            continue
+        if last_look:
+            return total
         if not queueing.dispatcher_wait_for_events(settings.WEBHOOK_DISPATCH_LINGER_SECONDS):
-            last_look = True  # the wake-up key is gone: one more look for events whose emitters saw it
+            last_look = True  # the wake-up key is gone: look again until nothing is left, then stop
 
 
 # --- one attempt ------------------------------------------------------------------

@@ -60,6 +60,18 @@ class Senders:
                 self._changed.notify_all()
 
     def shutdown(self) -> None:
+        """Finish the attempts in flight, then close each thread's database connection."""
+        barrier = threading.Barrier(self.threads)
+
+        def close_connection():
+            try:
+                barrier.wait(timeout=30)  # holds every thread, so that each closes its own
+            except threading.BrokenBarrierError:
+                pass
+            connection.close()
+
+        for _ in range(self.threads):
+            self._executor.submit(close_connection)
         self._executor.shutdown(wait=True)
 
 
@@ -79,8 +91,10 @@ def get_senders() -> Senders:
 
 
 def shutdown() -> None:
-    """Wait for the attempts in flight in this process (called on the worker's warm shutdown)."""
+    """Wait for the attempts in flight in this process and close the pool (on the worker's warm shutdown)."""
+    global _senders
     with _senders_lock:
         senders = _senders if _senders_pid == os.getpid() else None
+        _senders = None
     if senders is not None:
         senders.shutdown()

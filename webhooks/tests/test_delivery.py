@@ -628,3 +628,26 @@ def test_a_first_attempt_that_waited_too_long_for_a_sender_is_handed_back_not_se
     )
     assert delivery.next_attempt_at <= timezone.now()
     assert not DeliveryAttempt.objects.exists()
+
+
+def test_the_dispatcher_in_a_worker_sends_every_batch_on_its_sender_threads_then_stops(
+    transactional_db, receiver, settings
+):
+    from conftest import make_actor
+    from webhooks import senders
+    from webhooks.delivery import events_dispatch_pending
+
+    settings.ALLOW_PRIVATE_URLS = True
+    settings.WEBHOOK_DISPATCH_BATCH_SIZE = 2
+    settings.WEBHOOK_DISPATCH_LINGER_SECONDS = 0.05
+    actor = make_actor()
+    endpoint = make_endpoint(actor.tenant, receiver.url)
+    events = [Event.objects.create(tenant=actor.tenant, type="bot.created", data={"n": n}) for n in range(5)]
+    try:
+        assert events_dispatch_pending(in_background=True) == 5
+    finally:
+        senders.shutdown()  # waits for the attempts in flight, closes the threads' connections
+    requests = receiver.requests
+    assert sorted(r.headers["webhook-id"] for r in requests) == sorted(e.public_id for e in events)
+    assert Delivery.objects.filter(endpoint=endpoint, status="succeeded").count() == 5
+    assert not Event.objects.filter(dispatched_at__isnull=True).exists()
