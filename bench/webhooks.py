@@ -3,15 +3,19 @@
     REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python bench/webhooks.py
 
 Events are emitted the way the app emits them (`event_emit` inside a
-transaction; after commit a dispatch task goes to the `webhooks` queue; the
-worker fans out and sends a signed POST to the receiver). Two phases:
+transaction; after commit the dispatcher is woken through Redis and, when
+none is queued or running, a `dispatch_events` task goes to the `webhooks`
+queue; the worker fans out and its sender threads POST signed requests to the
+receiver). Two phases:
 
 * **burst**: `--events` events committed in one transaction (a batch job);
   deliveries per second = events / (last receipt − commit).
 * **paced**: `--rate` events per second for `--seconds`, each in its own
   transaction, from `--emitters` threads (concurrent requests); latency from
-  the event's creation to its receipt at the receiver (p50/p95/p99), and the
-  delivery rate sustained.
+  the event's creation to its receipt at the receiver (p50/p95/p99), the
+  delivery rate sustained, and CPU per event: the emitting process, the
+  workers, PostgreSQL, Redis, the receiver and the whole machine (busy time
+  of all cores from /proc/stat, so anything else running counts too).
 
 The receiver is a lean asyncio HTTP/1.1 server in a child process that
 records the arrival time of each request; duplicates (at-least-once) are
@@ -146,6 +150,41 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / ticks
 
 
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine has spent busy so far (all cores, all processes; Linux /proc/stat).
+
+    Time stolen by the hypervisor is not counted: it was not ours.
+    """
+    with open("/proc/stat") as stat:
+        user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in stat.readline().split()[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def pids_named(*names: str) -> list[int]:
+    """Processes whose command name starts with one of `names` (e.g. "postgres", "redis-server")."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as comm:
+                    if comm.read().strip().startswith(names):
+                        pids.append(int(entry))
+            except OSError:
+                pass  # exited meanwhile
+    return pids
+
+
+def cpu_seconds_of_live(pids: list[int]) -> dict[int, float]:
+    """CPU seconds of each of these processes that still exists."""
+    seconds = {}
+    for pid in pids:
+        try:
+            seconds[pid] = cpu_seconds([pid])
+        except (OSError, IndexError):
+            pass
+    return seconds
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -185,7 +224,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="events per second in the paced phase")
     parser.add_argument("--seconds", type=float, default=15.0, help="length of the paced phase")
     parser.add_argument("--emitters", type=int, default=8, help="threads emitting events in the paced phase")
-    parser.add_argument("--workers", type=int, default=4, help="Celery worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
     parser.add_argument("--concurrency", type=int, default=1, help="concurrency of each worker")
     parser.add_argument("--pool", default="solo", help="Celery pool: solo, threads, prefork, ...")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line too")
@@ -268,7 +307,14 @@ def main() -> int:
         emitted.clear()
         total = int(args.rate * args.seconds)
         started = time.time()
-        workers_cpu, emitter_cpu = cpu_seconds(worker_pids), cpu_seconds([os.getpid()])
+        # Backends that start during the phase count in full; any that end during it are missed.
+        services = pids_named("postgres", "redis-server")
+        services_cpu, receiver_cpu = cpu_seconds_of_live(services), cpu_seconds([receiver.proc.pid])
+        workers_cpu, emitter_cpu, machine_cpu = (
+            cpu_seconds(worker_pids),
+            cpu_seconds([os.getpid()]),
+            machine_busy_seconds(),
+        )
         pending = []
         for n in range(total):
             delay = started + n / args.rate - time.time()
@@ -281,6 +327,13 @@ def main() -> int:
         emitter_cpu = cpu_seconds([os.getpid()]) - emitter_cpu
         arrivals = receiver.wait_for(emitted, timeout=600)
         workers_cpu = cpu_seconds(worker_pids) - workers_cpu
+        machine_cpu = machine_busy_seconds() - machine_cpu
+        receiver_cpu = cpu_seconds([receiver.proc.pid]) - receiver_cpu
+        services_after = cpu_seconds_of_live(pids_named("postgres", "redis-server"))
+        postgres_pids = set(pids_named("postgres"))
+        used = {pid: seconds - services_cpu.get(pid, 0.0) for pid, seconds in services_after.items()}
+        postgres_cpu = sum(seconds for pid, seconds in used.items() if pid in postgres_pids)
+        redis_cpu = sum(seconds for pid, seconds in used.items() if pid not in postgres_pids)
         latencies = [(arrivals[event_id] - created) * 1000 for event_id, created in emitted.items()]
         paced_seconds = max(arrivals.values()) - started
         results["paced"] = {
@@ -295,6 +348,11 @@ def main() -> int:
             "latency_ms_mean": round(statistics.mean(latencies), 1),
             "emitter_cpu_ms_per_event": round(emitter_cpu / total * 1000, 2),
             "worker_cpu_ms_per_delivery": round(workers_cpu / total * 1000, 2),
+            # Everything: emitter, workers, PostgreSQL, Redis, receiver (and anything else running).
+            "machine_cpu_ms_per_event": round(machine_cpu / total * 1000, 2),
+            "postgres_cpu_ms_per_event": round(postgres_cpu / total * 1000, 2),
+            "redis_cpu_ms_per_event": round(redis_cpu / total * 1000, 2),
+            "receiver_cpu_ms_per_event": round(receiver_cpu / total * 1000, 2),
         }
         results["duplicates"] = len(receiver.arrivals) - len({webhook_id for webhook_id, _ in receiver.arrivals})
         results["setup"] = {"workers": args.workers, "concurrency": args.concurrency, "pool": args.pool,
@@ -318,7 +376,9 @@ def main() -> int:
         f"{paced['deliveries_per_second']} "
         f"deliveries/s, event→receipt p50 {paced['latency_ms_p50']} ms, p95 {paced['latency_ms_p95']} ms, "
         f"p99 {paced['latency_ms_p99']} ms, max {paced['latency_ms_max']} ms; CPU per event: emitting "
-        f"{paced['emitter_cpu_ms_per_event']} ms, workers {paced['worker_cpu_ms_per_delivery']} ms"
+        f"{paced['emitter_cpu_ms_per_event']} ms, workers {paced['worker_cpu_ms_per_delivery']} ms, "
+        f"PostgreSQL {paced['postgres_cpu_ms_per_event']} ms, Redis {paced['redis_cpu_ms_per_event']} ms, "
+        f"receiver {paced['receiver_cpu_ms_per_event']} ms; whole machine {paced['machine_cpu_ms_per_event']} ms"
     )
     print(f"duplicates: {results['duplicates']}, deliveries not succeeded: {results['not_succeeded']}")
     if args.json:

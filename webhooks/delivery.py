@@ -1,17 +1,23 @@
-"""Delivery: fan an event out to its endpoints, send one attempt, schedule retries, sweep up what was missed.
+"""Delivery: fan events out to their endpoints, send one attempt, schedule retries, sweep up what was missed.
 
 Each step is safe to run twice and from several workers at once:
 
-* `event_dispatch` marks the event dispatched and inserts its deliveries in
-  one statement, conditional on the event not being dispatched yet; a unique
-  constraint keeps one `Delivery` per event and endpoint.
-* `webhook_delivery_send` claims one attempt with a conditional UPDATE
+* `events_dispatch` reads a batch of undispatched events with their
+  subscribers, then marks them dispatched and inserts their deliveries in one
+  statement, skipping events another dispatcher holds (SKIP LOCKED); a unique
+  constraint keeps one `Delivery` per event and endpoint. The deliveries are
+  created claimed for their first attempt (`sending`, a lease).
+* `events_dispatch_pending` is the dispatcher task's loop: batches until none
+  is left, the attempts handed to the process's sender threads
+  (`webhooks.senders`), waiting briefly for more events between batches
+  (`webhooks.queueing` has the wake-up protocol).
+* `webhook_delivery_send` claims a retry with a conditional UPDATE
   (`pending` and due → `sending`, attempts + 1, a lease); a second worker's
   UPDATE matches no row and it stops. The HTTP request runs outside any
   transaction; its result is written only while the claim is still ours.
-* `webhook_sweep` (Celery beat) dispatches events whose task was never queued
-  (broker down), re-queues due retries, and returns deliveries whose worker
-  died mid-attempt (lease expired) to `pending`.
+* `webhook_sweep` (Celery beat) dispatches events no dispatcher took (broker
+  down), re-queues due retries, and returns deliveries whose worker died
+  mid-attempt (lease expired) to `pending`.
 """
 
 from __future__ import annotations

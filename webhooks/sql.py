@@ -1,21 +1,22 @@
-"""The delivery hot path in a few statements: insert an event, read a batch with its subscribers, fan it
-out, record a result.
+"""The delivery hot path in a few statements: insert an event, read a batch of events with their subscribers,
+fan the batch out, record a result.
 
-With the ORM the emit would be two queries, the fan-out and the result each
-a transaction of three or four statements, and the read two queries. At a few hundred deliveries a
-second on a small machine, round trips to PostgreSQL and building ORM queries
-are most of a delivery's cost (see `bench/webhooks.py`), so these are written
-out; everything else uses the ORM.
+With the ORM the emit would be two queries, the fan-out and the result each a
+transaction of three or four statements, and the read two queries. At a few
+hundred deliveries a second on a small machine, round trips to PostgreSQL and
+building ORM queries are a large part of a delivery's cost (see
+`bench/webhooks.py`), so these are written out; everything else uses the ORM.
 
-The two writes commit asynchronously (`set_config('synchronous_commit',
+The fan-out and the result commit asynchronously (`set_config('synchronous_commit',
 'off', true)`, local to the statement's own transaction): they do not wait for
 the WAL to reach the disk. Everything they write can be redone — a fan-out
-lost in a crash of PostgreSQL leaves its event undispatched (the sweep
-dispatches it again), a lost result leaves the delivery to be sent again,
+lost in a crash of PostgreSQL leaves its events undispatched (the sweep
+dispatches them again), a lost result leaves the delivery to be sent again,
 which at-least-once delivery allows — and the events themselves are committed
-durably by the code that emits them. On a busy disk that wait is most of a
-delivery's cost. (Called inside a transaction, they make that transaction's
-commit asynchronous too.)
+durably by the code that emits them (`event_insert` runs in the caller's
+transaction and leaves its commit alone). On a busy disk that wait is most of
+a delivery's cost. (Called inside a transaction, the two make that
+transaction's commit asynchronous too.)
 """
 
 from datetime import datetime
