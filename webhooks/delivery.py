@@ -145,14 +145,15 @@ def _claim_hand_back(delivery_id: int, *, attempts: int) -> None:
     )
 
 
-def events_dispatch_pending(*, in_background: bool) -> int:
+def events_dispatch_pending(*, in_background: bool, stop: Callable[[], bool] = lambda: False) -> int:
     """The dispatcher (task `webhooks.dispatch_events`): fan out undispatched events until none come for a while.
 
     In a worker (`in_background`) attempts go to this process's sender
     threads, and between batches the dispatcher lingers for more events
     (`WEBHOOK_DISPATCH_LINGER_SECONDS`, see `webhooks.queueing`); it stops
-    after `WEBHOOK_DISPATCH_MAX_SECONDS` or when its senders stay busy, and
-    queues another dispatcher to carry on. Run eagerly, it sends in the
+    after `WEBHOOK_DISPATCH_MAX_SECONDS`, when its senders stay busy or when
+    `stop()` comes true (the worker is shutting down), and queues another
+    dispatcher to carry on. Run eagerly, it sends in the
     caller's thread and stops when nothing is left. Returns the number of
     events dispatched.
     """
@@ -168,8 +169,8 @@ def events_dispatch_pending(*, in_background: bool) -> int:
     total = 0
     last_look = False
     while True:
-        if not senders.wait_for_room(timeout=1.0):
-            queueing.events_dispatch_hand_over()  # all our senders are busy: let another worker carry on
+        if stop() or not senders.wait_for_room(timeout=1.0):
+            queueing.events_dispatch_hand_over()  # shutting down, or all senders busy: another worker carries on
             return total
         limit = min(settings.WEBHOOK_DISPATCH_BATCH_SIZE, senders.available())
         marked, _ids, full = events_dispatch(send=partial(senders.submit, delivery_attempt_first), limit=limit)
@@ -182,7 +183,7 @@ def events_dispatch_pending(*, in_background: bool) -> int:
             continue
         if last_look:
             return total
-        if not queueing.dispatcher_wait_for_events(settings.WEBHOOK_DISPATCH_LINGER_SECONDS):
+        if not queueing.dispatcher_wait_for_events(settings.WEBHOOK_DISPATCH_LINGER_SECONDS, stop=stop):
             last_look = True  # the wake-up key is gone: look again until nothing is left, then stop
 
 

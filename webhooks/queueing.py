@@ -27,6 +27,8 @@ whatever is left. With another broker every event publishes a task.
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import redis
@@ -128,23 +130,30 @@ def events_dispatch_hand_over() -> bool:
     return False
 
 
-def dispatcher_wait_for_events(seconds: float) -> bool:
-    """The dispatcher's linger: True when an emitter pushed a token within `seconds`.
+def dispatcher_wait_for_events(seconds: float, *, stop: Callable[[], bool] = lambda: False) -> bool:
+    """The dispatcher's linger: True when an emitter pushed a token within `seconds` (or `stop()` came true).
 
     When none came, the wake-up key is deleted (emitters publish a new task
     from then on) and False is returned; the caller must then look for
-    events once more. Without a Redis broker it returns False at once.
+    events once more. Without a Redis broker it returns False at once. It
+    waits in slices of at most a second, so a worker shutting down is not
+    held up by it.
     """
     client = _wake_client(blocking=True)
     if client is None:
         return False
+    deadline = time.monotonic() + seconds
     try:
-        with client.pipeline(transaction=False) as pipe:
-            pipe.pexpire(WAKE_KEY, int(WAKE_KEY_TTL_SECONDS * 1000))
-            pipe.blpop([WAKE_TOKENS], timeout=seconds)
-            _, token = pipe.execute()
-        if token is not None:
-            return True
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            with client.pipeline(transaction=False) as pipe:
+                pipe.pexpire(WAKE_KEY, int(WAKE_KEY_TTL_SECONDS * 1000))
+                pipe.blpop([WAKE_TOKENS], timeout=min(remaining, 1.0))
+                _, token = pipe.execute()
+            if token is not None or stop():
+                return True
     except redis.RedisError:
         logger.warning("Webhook dispatcher lost the broker while waiting for events.", exc_info=True)
     _wake_key_delete(client)

@@ -3,10 +3,11 @@
 They take ids; the services do the work.
 """
 
+import threading
 from contextlib import contextmanager
 
 from celery import shared_task
-from celery.signals import worker_process_shutdown, worker_shutdown
+from celery.signals import worker_process_shutdown, worker_shutdown, worker_shutting_down
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
@@ -47,7 +48,7 @@ def _connection_dropped_on_error(task):
 )
 def dispatch_events(self) -> None:
     with _connection_dropped_on_error(self):
-        delivery.events_dispatch_pending(in_background=not self.request.is_eager)
+        delivery.events_dispatch_pending(in_background=not self.request.is_eager, stop=_worker_stopping.is_set)
 
 
 @shared_task(
@@ -91,6 +92,20 @@ def send_delivery(self, delivery_id: int) -> None:
 def sweep(self) -> None:
     with _connection_dropped_on_error(self):
         delivery.webhook_sweep(in_background=not self.request.is_eager)
+
+
+_worker_stopping = threading.Event()
+
+
+@worker_shutting_down.connect
+def _stop_dispatching(**_kwargs) -> None:
+    """A warm shutdown (SIGTERM) ends a dispatcher within a second; it queues another for a worker that stays.
+
+    Sent in the worker's main process: it reaches a solo worker's dispatcher
+    (the recommended set-up); a prefork child's dispatcher ends when its
+    linger does.
+    """
+    _worker_stopping.set()
 
 
 @worker_shutdown.connect

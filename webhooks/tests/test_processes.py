@@ -227,3 +227,25 @@ def test_a_slow_endpoint_does_not_hold_up_deliveries_to_other_endpoints(transact
             assert len(slow.wait_for(3, timeout=5)) == 3  # sent at once too, not one after the other
             assert Delivery.objects.filter(endpoint__url__startswith=slow.url, status="succeeded").count() == 0
             wait_until(lambda: Delivery.objects.filter(status="succeeded").count() == 6, 20, "all six succeeded")
+
+
+@pytest.mark.slow
+@needs_redis
+def test_a_worker_shutting_down_hands_its_dispatcher_over_instead_of_lingering(
+    transactional_db, receiver, through_the_broker
+):
+    actor = make_actor()
+    make_endpoint(actor.tenant, f"{receiver.url}/hooks", events=["bot.created"])
+    with webhook_worker(pool="solo", WEBHOOK_DISPATCH_LINGER_SECONDS="30") as worker:
+        assert queued_messages() == 0
+        # The solo pool (the recommended set-up), where the shutdown signal reaches the dispatcher.
+        with transaction.atomic():
+            event_emit(tenant=actor.tenant, type="bot.created", data={})
+        receiver.wait_for(1, timeout=30)
+        time.sleep(0.5)  # the dispatcher is now lingering for more events
+        stopping = time.monotonic()
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(20)
+        assert time.monotonic() - stopping < 5  # not the 30 s linger
+    assert queued_messages() == 1  # a dispatcher handed over for the next worker
+    assert Delivery.objects.get().status == "succeeded"
