@@ -336,19 +336,31 @@ def usage_increment(
 
     Returns the month's message count after the addition (the quota check needs no second read).
     """
-    table = UsageCounter._meta.db_table
+    sql, params = usage_increment_sql(
+        tenant_id=tenant.pk,
+        messages=messages,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        api_requests=api_requests,
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            INSERT INTO {table} (tenant_id, period_start, messages, api_requests, prompt_tokens, completion_tokens)
-            VALUES (%s, %s, %s, %s, %s, %s)
-            ON CONFLICT (tenant_id, period_start) DO UPDATE SET
-                messages = {table}.messages + EXCLUDED.messages,
-                api_requests = {table}.api_requests + EXCLUDED.api_requests,
-                prompt_tokens = {table}.prompt_tokens + EXCLUDED.prompt_tokens,
-                completion_tokens = {table}.completion_tokens + EXCLUDED.completion_tokens
-            RETURNING messages
-            """,
-            [tenant.pk, current_period_start(), messages, api_requests, prompt_tokens, completion_tokens],
-        )
+        cursor.execute(sql, params)
         return cursor.fetchone()[0]
+
+
+def usage_increment_sql(
+    *, tenant_id: int, messages: int = 0, prompt_tokens: int = 0, completion_tokens: int = 0, api_requests: int = 0
+) -> tuple[str, list]:
+    """`usage_increment`'s statement (`RETURNING messages`), for callers that make it part of a larger one."""
+    table = UsageCounter._meta.db_table
+    sql = f"""
+        INSERT INTO {table} (tenant_id, period_start, messages, api_requests, prompt_tokens, completion_tokens)
+        VALUES (%s, %s, %s, %s, %s, %s)
+        ON CONFLICT (tenant_id, period_start) DO UPDATE SET
+            messages = {table}.messages + EXCLUDED.messages,
+            api_requests = {table}.api_requests + EXCLUDED.api_requests,
+            prompt_tokens = {table}.prompt_tokens + EXCLUDED.prompt_tokens,
+            completion_tokens = {table}.completion_tokens + EXCLUDED.completion_tokens
+        RETURNING messages
+    """
+    return sql, [tenant_id, current_period_start(), messages, api_requests, prompt_tokens, completion_tokens]

@@ -22,14 +22,13 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
-from accounts.services import current_period_start, usage_increment
+from accounts.services import current_period_start
 from bothero.errors import ConflictError, RateLimitError, UpstreamError, ValidationError
 from bothero.ids import new_public_id
 from bots.models import Bot
-from conversations import selectors
+from conversations import selectors, sql
 from conversations.leads import ContactDetails, extract_contact_details
 from conversations.models import Conversation, Lead, Message
 from conversations.prompt import build_messages, count_prompt_tokens, count_tokens, history_within_budget
@@ -71,28 +70,27 @@ def next_period_start(now: datetime | None = None) -> datetime:
     return datetime(year, month, 1, tzinfo=UTC)
 
 
-def message_quota_reserve(*, tenant) -> None:
-    """Count one message against this month's plan quota, or raise 429 `monthly_quota_exceeded`.
+def message_quota_check(*, tenant, messages_this_month: int) -> None:
+    """Raise 429 `monthly_quota_exceeded` when `messages_this_month` (this one counted) is over the plan's quota.
 
-    Call inside a transaction: the counter row stays locked until it ends,
-    so concurrent requests cannot both take the last message, and raising
-    rolls the count back.
+    The count comes from the statement that added this message to the usage
+    counter, in the caller's transaction: the counter row stays locked until
+    it ends, so concurrent requests cannot both take the last message, and
+    raising rolls the count back.
     """
-    messages_this_month = usage_increment(tenant=tenant, messages=1)
     limit = tenant.plan.max_messages_per_month
-    if limit is None:
+    if limit is None or messages_this_month <= limit:
         return
-    if messages_this_month > limit:
-        now = timezone.now()
-        reset = next_period_start(now)
-        raise QuotaExceededError(
-            f"Your {tenant.plan.name} plan includes {limit} messages a month and they are used up. "
-            f"The quota resets at {reset.strftime('%Y-%m-%dT%H:%M:%SZ')}; upgrade your plan for more.",
-            headers={
-                "Retry-After": str(max(1, int((reset - now).total_seconds()))),
-                "X-Quota-Reset": reset.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            },
-        )
+    now = timezone.now()
+    reset = next_period_start(now)
+    raise QuotaExceededError(
+        f"Your {tenant.plan.name} plan includes {limit} messages a month and they are used up. "
+        f"The quota resets at {reset.strftime('%Y-%m-%dT%H:%M:%SZ')}; upgrade your plan for more.",
+        headers={
+            "Retry-After": str(max(1, int((reset - now).total_seconds()))),
+            "X-Quota-Reset": reset.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+    )
 
 
 # --- leads ----------------------------------------------------------------------------
@@ -178,12 +176,12 @@ def _end_user_id(metadata: dict) -> str:
 def user_message_record(
     *, tenant, bot: Bot, conversation: Conversation | None, content: str, metadata: dict, end_user_id: str
 ) -> tuple[Conversation, Message, bool]:
-    """Quota, conversation and the customer's message, with their events, in one transaction."""
-    message_quota_reserve(tenant=tenant)
+    """Quota, conversation and the customer's message (one statement), with their events, in one transaction."""
     now = timezone.now()
     created = conversation is None
+    changes = {}
     if created:
-        conversation = Conversation.objects.create(
+        conversation = Conversation(
             tenant=tenant,
             bot=bot,
             end_user_id=end_user_id or _end_user_id(metadata),
@@ -191,21 +189,19 @@ def user_message_record(
             message_count=1,
             last_message_at=now,
         )
-        event_emit(tenant=tenant, type="conversation.created", data=conversation_data(conversation))
     else:
-        changes = {"message_count": F("message_count") + 1, "last_message_at": now, "updated_at": now}
         if metadata and {**conversation.metadata, **metadata} != conversation.metadata:
-            conversation.metadata = {**conversation.metadata, **metadata}
-            changes["metadata"] = conversation.metadata
+            changes["metadata"] = conversation.metadata = {**conversation.metadata, **metadata}
         if not conversation.end_user_id and (end_user_id or _end_user_id(metadata)):
-            conversation.end_user_id = end_user_id or _end_user_id(metadata)
-            changes["end_user_id"] = conversation.end_user_id
-        Conversation.objects.filter(pk=conversation.pk).update(**changes)
-        conversation.message_count += 1
-        conversation.last_message_at = now
-    message = Message.objects.create(
-        tenant=tenant, bot=bot, conversation=conversation, role=Message.Role.USER, content=content
+            changes["end_user_id"] = conversation.end_user_id = end_user_id or _end_user_id(metadata)
+        conversation.last_message_at = conversation.updated_at = now
+    message = Message(tenant=tenant, bot=bot, conversation=conversation, role=Message.Role.USER, content=content)
+    messages_this_month = sql.user_message_insert(
+        message=message, conversation=conversation, conversation_changes=changes
     )
+    message_quota_check(tenant=tenant, messages_this_month=messages_this_month)
+    if created:
+        event_emit(tenant=tenant, type="conversation.created", data=conversation_data(conversation))
     event_emit(tenant=tenant, type="message.created", data=message_data(message))
     lead_capture(conversation=conversation, message=message)
     return conversation, message, created
@@ -384,12 +380,11 @@ def reply_finish(
         completion_tokens = count_tokens(content)
     else:
         prompt_tokens, completion_tokens = usage.prompt_tokens, usage.completion_tokens
-    conversation = prepared.conversation
-    message = Message.objects.create(
+    message = Message(
         public_id=prepared.assistant_id,
         tenant=prepared.tenant,
         bot=prepared.bot,
-        conversation=conversation,
+        conversation=prepared.conversation,
         role=Message.Role.ASSISTANT,
         content=content,
         sources=prepared.sources,
@@ -400,12 +395,7 @@ def reply_finish(
         status=status,
         is_fallback=_is_fallback(content, prepared.bot.fallback_message),
     )
-    Conversation.objects.filter(pk=conversation.pk).update(
-        message_count=F("message_count") + 1, last_message_at=message.created_at, updated_at=message.created_at
-    )
-    conversation.message_count += 1
-    conversation.last_message_at = message.created_at
-    usage_increment(tenant=prepared.tenant, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+    sql.assistant_message_insert(message=message, conversation=prepared.conversation)
     event_emit(tenant=prepared.tenant, type="message.created", data=message_data(message))
     return message
 

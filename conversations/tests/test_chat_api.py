@@ -103,6 +103,36 @@ def test_it_continues_a_conversation(alice, faq_bot):
     assert not Event.objects.filter(type="conversation.created").exclude(data__id=conversation.public_id).exists()
 
 
+def test_continuing_merges_metadata_sets_a_missing_end_user_and_moves_the_times(alice, faq_bot):
+    from accounts.selectors import usage_current
+
+    first = chat(alice.client, bot_id=faq_bot.public_id, message="Hi", metadata={"plan": "gold"}).json()
+    started = Conversation.objects.get(public_id=first["conversation_id"])
+    assert started.end_user_id == ""
+    second = chat(
+        alice.client,
+        bot_id=faq_bot.public_id,
+        message="Do you ship for free?",
+        conversation_id=first["conversation_id"],
+        metadata={"user_id": "customer-7", "locale": "de"},
+    ).json()
+    conversation = Conversation.objects.get(pk=started.pk)
+    assert conversation.metadata == {"plan": "gold", "user_id": "customer-7", "locale": "de"}
+    assert conversation.end_user_id == "customer-7"
+    assert conversation.message_count == 4
+    assistant = Message.objects.get(public_id=second["id"])
+    assert conversation.last_message_at == conversation.updated_at == assistant.created_at
+    assert conversation.updated_at > started.updated_at
+    user = conversation.messages.filter(role="user").order_by("id").last()
+    assert (user.content, user.tenant_id, user.bot_id) == ("Do you ship for free?", alice.tenant.pk, faq_bot.pk)
+    assert user.public_id.startswith("msg_")
+    assert user.created_at <= assistant.created_at
+    usage = usage_current(tenant=alice.tenant)
+    assert usage.messages == 2
+    assert usage.prompt_tokens == first["usage"]["prompt_tokens"] + second["usage"]["prompt_tokens"]
+    assert usage.completion_tokens == first["usage"]["completion_tokens"] + second["usage"]["completion_tokens"]
+
+
 def test_a_conversation_of_another_bot_is_not_found(alice, faq_bot):
     other_bot = BotFactory(tenant=alice.tenant)
     conversation = ConversationFactory(bot=other_bot)
@@ -200,9 +230,32 @@ def test_it_refuses_messages_past_the_monthly_quota_with_the_reset_time(faq_bot,
     assert response["X-Quota-Reset"].endswith("-01T00:00:00Z")
     assert int(response["Retry-After"]) > 0
     assert Message.objects.filter(role="user").count() == 2
+    assert Conversation.objects.count() == 2  # the refused message started none
     from accounts.selectors import usage_current
 
     assert usage_current(tenant=alice.tenant).messages == 2
+
+
+def test_a_refused_message_leaves_a_continued_conversation_as_it_was(faq_bot, alice):
+    first = chat(alice.client, bot_id=faq_bot.public_id, message="Refunds?").json()
+    plan = alice.tenant.plan
+    plan.max_messages_per_month = 1
+    plan.save()
+    before = Conversation.objects.get(public_id=first["conversation_id"])
+
+    response = chat(
+        alice.client,
+        bot_id=faq_bot.public_id,
+        message="And shipping?",
+        conversation_id=first["conversation_id"],
+        metadata={"plan": "gold"},
+    )
+
+    assert error_of(response)["code"] == "monthly_quota_exceeded"
+    after = Conversation.objects.get(pk=before.pk)
+    assert (after.message_count, after.metadata, after.updated_at) == (2, {}, before.updated_at)
+    assert after.messages.count() == 2
+    assert Event.objects.filter(type="message.created").count() == 2
 
 
 def test_the_quota_is_counted_per_tenant(faq_bot, alice, charlie, charlie_bot):
