@@ -259,6 +259,7 @@ def main() -> int:
     from accounts.models import Plan, Tenant
     from accounts.plans import plans_seed
     from bothero.celery import app as celery_app
+    from webhooks import queueing
     from webhooks.models import Delivery, Event, WebhookEndpoint
     from webhooks.services import event_emit
     from webhooks.signing import secret_generate
@@ -267,6 +268,7 @@ def main() -> int:
     plans_seed(Plan)
     with celery_app.connection_for_write() as connection:
         connection.default_channel.queue_purge("webhooks")
+    queueing.dispatcher_state_reset()  # its wake-up key stood for a message just purged
     tenant = Tenant.objects.create(name="webhook bench", plan=Plan.objects.get(slug="legend"))
     receiver = ReceiverProcess()
     WebhookEndpoint.objects.create(tenant=tenant, url=f"{receiver.url}/bench", events=["*"], secret=secret_generate())

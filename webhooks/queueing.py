@@ -20,8 +20,10 @@ says "a dispatcher is queued or running":
 An emitter that found the key set committed its event before the dispatcher
 deleted the key, so the dispatcher's last look (after the delete) sees it.
 The key expires (`WAKE_KEY_TTL_SECONDS`, refreshed by a live dispatcher), so
-a dispatcher that dies only delays the next wake-up; the sweep dispatches
-whatever is left. With another broker every event publishes a task.
+a dispatcher that dies, or a wake-up message that is lost (a purged queue),
+only delays the next wake-up; events emitted meanwhile are fanned out by the
+next dispatcher or by the sweep. With another broker every event publishes a
+task.
 """
 
 import logging
@@ -45,7 +47,10 @@ BROKER_ERRORS = (OperationalError, ConnectionError, OSError, redis.RedisError)
 
 WAKE_KEY = "bothero:webhooks:dispatcher"
 WAKE_TOKENS = "bothero:webhooks:dispatcher:tokens"
-WAKE_KEY_TTL_SECONDS = 10.0
+# Short, so that a key left behind (its dispatcher killed, its message lost) soon stops holding back
+# wake-ups; a live dispatcher refreshes it at least every second while it waits. A busy dispatcher
+# may let it lapse: then a second dispatcher is queued, which is harmless.
+WAKE_KEY_TTL_SECONDS = 3.0
 
 _clients: dict[tuple[int, str, bool], redis.Redis] = {}
 _clients_lock = threading.Lock()
@@ -165,6 +170,13 @@ def _wake_key_delete(client: redis.Redis) -> None:
         client.delete(WAKE_KEY)
     except redis.RedisError:
         logger.warning("Could not delete the webhook wake-up key; it expires by itself.", exc_info=True)
+
+
+def dispatcher_state_reset() -> None:
+    """Forget the wake-up key and tokens (after purging the queue, whose messages they stood for)."""
+    client = _wake_client()
+    if client is not None:
+        client.delete(WAKE_KEY, WAKE_TOKENS)
 
 
 def delivery_send_enqueue(*, delivery_id: int) -> bool:
