@@ -1,8 +1,11 @@
 """Middleware that must wrap every response, API or not."""
 
+from functools import partial
+
 from django.conf import settings
 
 from bothero.api.errors import error_response
+from bothero.api.throttling import api_request_count
 from bothero.ids import random_base62
 from bothero.request_context import current_request_id
 
@@ -26,6 +29,11 @@ class RequestIdMiddleware:
         response["X-Request-Id"] = request_id
         for name, value in getattr(request, "rate_limit_headers", {}).items():
             response[name] = value
+        tenant = getattr(request, "api_request_tenant", None)  # set by the API's rate limiter
+        if tenant is not None:
+            # Django calls a response's closers once it has been sent (and the test client once it
+            # has it), in the request's thread: the usage counter is written off the request's path.
+            response._resource_closers.append(partial(api_request_count, tenant))
         return response
 
 

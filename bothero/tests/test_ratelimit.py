@@ -1,6 +1,7 @@
 """Per-tenant rate limits from the plan: headers on every response, 429 after the limit, shared by processes."""
 
 import os
+import time
 
 import httpx
 import pytest
@@ -69,6 +70,20 @@ def test_requests_let_through_are_counted_in_the_monthly_usage(alice):
         alice.client.get("/v1/bots")
     alice.client.get("/v1/nothing")  # not an API endpoint: not counted
     assert UsageCounter.objects.get(tenant=alice.tenant).api_requests == 3
+
+
+@pytest.mark.slow
+def test_under_uvicorn_a_request_is_counted_once_its_response_is_sent(transactional_db):
+    actor = make_actor()
+    headers = {"Authorization": f"Bearer {actor.key}"}
+    with uvicorn_server() as base:
+        for _ in range(3):
+            assert httpx.get(f"{base}/v1/bots", headers=headers, timeout=10).status_code == 200
+        assert httpx.get(f"{base}/v1/bots/bot_unknown", headers=headers, timeout=10).status_code == 404
+        deadline = time.monotonic() + 10
+        while UsageCounter.objects.filter(tenant=actor.tenant, api_requests=4).count() == 0:
+            assert time.monotonic() < deadline, "the requests were not counted"
+            time.sleep(0.05)
 
 
 @pytest.mark.slow
