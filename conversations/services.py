@@ -33,7 +33,7 @@ from conversations.leads import ContactDetails, extract_contact_details
 from conversations.models import Conversation, Lead, Message
 from conversations.prompt import build_messages, count_prompt_tokens, count_tokens, history_within_budget
 from conversations.providers import ChatProvider, ProviderRequest, Usage, get_provider
-from conversations.serializers import LeadSerializer, conversation_data, message_data
+from conversations.serializers import LeadSerializer
 from knowledge.conf import configured_embedder
 from knowledge.embeddings import EmbeddingError
 from knowledge.selectors import search
@@ -176,7 +176,8 @@ def _end_user_id(metadata: dict) -> str:
 def user_message_record(
     *, tenant, bot: Bot, conversation: Conversation | None, content: str, metadata: dict, end_user_id: str
 ) -> tuple[Conversation, Message, bool]:
-    """Quota, conversation and the customer's message (one statement), with their events, in one transaction."""
+    """Quota, conversation and the customer's message with their events (one statement), and the lead found
+    in it, in one transaction."""
     now = timezone.now()
     created = conversation is None
     changes = {}
@@ -200,9 +201,6 @@ def user_message_record(
         message=message, conversation=conversation, conversation_changes=changes
     )
     message_quota_check(tenant=tenant, messages_this_month=messages_this_month)
-    if created:
-        event_emit(tenant=tenant, type="conversation.created", data=conversation_data(conversation))
-    event_emit(tenant=tenant, type="message.created", data=message_data(message))
     lead_capture(conversation=conversation, message=message)
     return conversation, message, created
 
@@ -360,7 +358,6 @@ def _is_fallback(content: str, fallback_message: str) -> bool:
     return bool(content.strip()) and normalise(content) == normalise(fallback_message)
 
 
-@transaction.atomic
 def reply_finish(
     *,
     prepared: PreparedReply,
@@ -396,7 +393,6 @@ def reply_finish(
         is_fallback=_is_fallback(content, prepared.bot.fallback_message),
     )
     sql.assistant_message_insert(message=message, conversation=prepared.conversation)
-    event_emit(tenant=prepared.tenant, type="message.created", data=message_data(message))
     return message
 
 

@@ -1,9 +1,10 @@
 """The chat hot path's two writes, each in one statement.
 
 A chat request writes twice: the customer's message (with the month's message
-count for the quota and the conversation's counters) and the assistant's (with
-the conversation's counters and the month's token usage). Through the ORM each
-was four or five statements in a transaction; measured in the web process, a
+count for the quota, the conversation's counters and the events) and the
+assistant's (with the conversation's counters, the month's token usage and
+`message.created`). Through the ORM each was five to seven statements in a
+transaction; measured in the web process, a
 round trip to PostgreSQL costs about a millisecond on a busy two-core machine,
 which made the writes most of the platform's own latency (`bench/chat.py`).
 Here each write is one statement of data-modifying CTEs, which PostgreSQL runs
@@ -18,7 +19,11 @@ from django.db import connection
 from django.db.models import Model
 
 from accounts.services import usage_increment_sql
+from bothero.ids import new_public_id
 from conversations.models import Conversation, Message
+from conversations.serializers import conversation_data, message_data
+from webhooks.services import event_inserted
+from webhooks.sql import event_insert_sql
 
 CONVERSATION = Conversation._meta.db_table
 
@@ -66,57 +71,78 @@ def _conversation_update_sql(conversation: Conversation, changes: dict) -> tuple
     return sql, [*params, conversation.pk]
 
 
+def _with_events(ctes: list[tuple[str, str, list]], *, tenant_id: int, events: list[tuple[str, dict]], now):
+    """Add an `event_N` CTE per (type, data) to the outbox (see `webhooks.services.event_emit`)."""
+    for number, (type, data) in enumerate(events):
+        sql, params = event_insert_sql(
+            public_id=new_public_id("evt"), tenant_id=tenant_id, type=type, data=data, now=now
+        )
+        ctes.append((f"event_{number}", sql, params))
+    return [f"(SELECT dispatched_at FROM event_{number})" for number in range(len(events))]
+
+
+def _execute(ctes: list[tuple[str, str, list]], results: list[str]) -> tuple:
+    sql = "WITH " + ", ".join(f"{name} AS ({cte})" for name, cte, _ in ctes) + " SELECT " + ", ".join(results)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [param for _, _, params in ctes for param in params])
+        return cursor.fetchone()
+
+
 def user_message_insert(
     *, message: Message, conversation: Conversation, conversation_changes: dict | None = None
 ) -> int:
-    """Count the customer's `message` in the month's usage and store it with its conversation: one statement.
+    """Count the customer's `message` in the month's usage, store it with its conversation and their events.
 
-    A new `conversation` (unsaved) is inserted by the statement; an existing
-    one gets one more message and `conversation_changes`. Both instances are
-    saved afterwards (ids set). Returns the month's message count, quota
-    included: the caller decides, and rolls the transaction back when it is
-    over the plan's limit.
+    One statement. A new `conversation` (unsaved) is inserted by it, with
+    `conversation.created`; an existing one gets one more message and
+    `conversation_changes`; then `message.created`. Both instances are saved
+    afterwards (ids set). Returns the month's message count, this one
+    included: the caller checks the quota and, over it, rolls its transaction
+    back (events included).
     """
-    usage_sql, usage_params = usage_increment_sql(tenant_id=message.tenant_id, messages=1)
-    if conversation.pk is None:
-        conversation_sql, conversation_params = _insert_sql(conversation)
-        message_sql, message_params = _insert_sql(
-            message, computed={"conversation_id": "(SELECT id FROM conversation)"}
-        )
-        result = "(SELECT id FROM conversation)"
+    new = conversation.pk is None
+    ctes = [("usage", *usage_increment_sql(tenant_id=message.tenant_id, messages=1))]
+    if new:
+        ctes.append(("conversation", *_insert_sql(conversation)))
+        ctes.append(("message", *_insert_sql(message, computed={"conversation_id": "(SELECT id FROM conversation)"})))
+        conversation_result = "(SELECT id FROM conversation)"
     else:
-        conversation_sql, conversation_params = _conversation_update_sql(conversation, conversation_changes or {})
-        message_sql, message_params = _insert_sql(message)
-        result = "(SELECT message_count FROM conversation)"
-    sql = f"""
-        WITH usage AS ({usage_sql}), conversation AS ({conversation_sql}), message AS ({message_sql})
-        SELECT (SELECT messages FROM usage), (SELECT id FROM message), {result}
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*usage_params, *conversation_params, *message_params])
-        messages_this_month, message_id, conversation_result = cursor.fetchone()
-    if conversation.pk is None:
-        _mark_saved(conversation, conversation_result)
+        ctes.append(("conversation", *_conversation_update_sql(conversation, conversation_changes or {})))
+        ctes.append(("message", *_insert_sql(message)))
+        conversation_result = "(SELECT message_count FROM conversation)"
+    events = [("message.created", message_data(message))]
+    if new:
+        events.insert(0, ("conversation.created", conversation_data(conversation)))
+    dispatches = _with_events(ctes, tenant_id=message.tenant_id, events=events, now=message.created_at)
+    messages_this_month, message_id, conversation_value, *dispatched = _execute(
+        ctes, ["(SELECT messages FROM usage)", "(SELECT id FROM message)", conversation_result, *dispatches]
+    )
+    if new:
+        _mark_saved(conversation, conversation_value)
         message.conversation = conversation
     else:
-        conversation.message_count = conversation_result
+        conversation.message_count = conversation_value
     _mark_saved(message, message_id)
+    for dispatched_at in dispatched:
+        event_inserted(dispatched_at=dispatched_at)
     return messages_this_month
 
 
 def assistant_message_insert(*, message: Message, conversation: Conversation) -> None:
-    """Store the assistant's `message`, count it on the conversation and its tokens in the month's usage."""
-    message_sql, message_params = _insert_sql(message)
+    """Store the assistant's `message`, count it on the conversation and its tokens in the month's usage, and emit
+    `message.created`: one statement, needing no transaction around it."""
+    ctes = [("message", *_insert_sql(message))]
     conversation.last_message_at = conversation.updated_at = message.created_at
-    conversation_sql, conversation_params = _conversation_update_sql(conversation, {})
+    ctes.append(("conversation", *_conversation_update_sql(conversation, {})))
     usage_sql, usage_params = usage_increment_sql(
         tenant_id=message.tenant_id, prompt_tokens=message.prompt_tokens, completion_tokens=message.completion_tokens
     )
-    sql = f"""
-        WITH message AS ({message_sql}), conversation AS ({conversation_sql}), usage AS ({usage_sql})
-        SELECT (SELECT id FROM message), (SELECT message_count FROM conversation)
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*message_params, *conversation_params, *usage_params])
-        message_id, conversation.message_count = cursor.fetchone()
+    ctes.append(("usage", usage_sql, usage_params))
+    dispatches = _with_events(
+        ctes, tenant_id=message.tenant_id, events=[("message.created", message_data(message))], now=message.created_at
+    )
+    message_id, conversation.message_count, dispatched_at = _execute(
+        ctes, ["(SELECT id FROM message)", "(SELECT message_count FROM conversation)", *dispatches]
+    )
     _mark_saved(message, message_id)
+    event_inserted(dispatched_at=dispatched_at)

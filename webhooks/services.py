@@ -31,9 +31,17 @@ def event_emit(*, tenant, type: str, data: dict) -> Event:
     round trip.
     """
     event = sql.event_insert(tenant_id=tenant.pk, type=type, data=data, now=timezone.now())
-    if event.dispatched_at is None:
-        transaction.on_commit(queueing.events_dispatch_wake)
+    event_inserted(dispatched_at=event.dispatched_at)
     return event
+
+
+def event_inserted(*, dispatched_at) -> None:
+    """The rest of `event_emit` for an event inserted by a caller's own statement (`sql.event_insert_sql`).
+
+    An event left undispatched (someone subscribes) wakes the dispatcher after commit.
+    """
+    if dispatched_at is None:
+        transaction.on_commit(queueing.events_dispatch_wake)
 
 
 def _clean_events(events: list[str]) -> list[str]:

@@ -40,25 +40,8 @@ def event_insert(*, tenant_id: int, type: str, data, now: datetime) -> Event:
 
     One statement: the subscription check is a subquery of the INSERT.
     """
-    data_field = Event._meta.get_field("data")
     public_id = new_public_id("evt")
-    sql = f"""
-        INSERT INTO {EVENT} (public_id, tenant_id, type, data, created_at, dispatched_at)
-        VALUES (%(public_id)s, %(tenant_id)s, %(type)s, %(data)s, %(now)s,
-            CASE WHEN EXISTS (
-                SELECT 1 FROM {ENDPOINT} w
-                WHERE w.tenant_id = %(tenant_id)s AND w.enabled AND w.events && ARRAY[%(type)s, %(all)s]::varchar(64)[]
-            ) THEN NULL ELSE %(now)s::timestamptz END)
-        RETURNING id, dispatched_at
-    """
-    params = {
-        "public_id": public_id,
-        "tenant_id": tenant_id,
-        "type": type,
-        "data": data_field.get_db_prep_save(data, connection),
-        "now": now,
-        "all": ALL_EVENTS,
-    }
+    sql, params = event_insert_sql(public_id=public_id, tenant_id=tenant_id, type=type, data=data, now=now)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         event_id, dispatched_at = cursor.fetchone()
@@ -67,6 +50,22 @@ def event_insert(*, tenant_id: int, type: str, data, now: datetime) -> Event:
         ["id", "public_id", "tenant_id", "type", "data", "created_at", "dispatched_at"],
         [event_id, public_id, tenant_id, type, data, now, dispatched_at],
     )
+
+
+def event_insert_sql(*, public_id: str, tenant_id: int, type: str, data, now: datetime) -> tuple[str, list]:
+    """`event_insert`'s statement (`RETURNING id, dispatched_at`), positional parameters: also a CTE of a
+    caller's statement that writes the change and its event at once (`conversations.sql`)."""
+    sql = f"""
+        INSERT INTO {EVENT} (public_id, tenant_id, type, data, created_at, dispatched_at)
+        VALUES (%s, %s, %s, %s, %s,
+            CASE WHEN EXISTS (
+                SELECT 1 FROM {ENDPOINT} w
+                WHERE w.tenant_id = %s AND w.enabled AND w.events && ARRAY[%s, %s]::varchar(64)[]
+            ) THEN NULL ELSE %s::timestamptz END)
+        RETURNING id, dispatched_at
+    """
+    data = Event._meta.get_field("data").get_db_prep_save(data, connection)
+    return sql, [public_id, tenant_id, type, data, now, tenant_id, type, ALL_EVENTS, now]
 
 
 def events_undispatched_with_subscribers(
