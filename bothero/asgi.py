@@ -1,9 +1,10 @@
 """ASGI entry point: HTTP through Django (static files first, oversized bodies refused before they are
-read), websockets through Channels' router."""
+read; the middleware chain in one thread hop, see `bothero.asgi_handler`), websockets through Channels'
+router."""
 
 import os
 
-from django.core.asgi import get_asgi_application
+from bothero.asgi_handler import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bothero.settings")
 # Every ASGI request runs in a fresh thread, where persistent connections cannot be reused:
