@@ -4,13 +4,13 @@ A chat request writes twice: the customer's message (with the month's message
 count for the quota, the conversation's counters and the events) and the
 assistant's (with the conversation's counters, the month's token usage and
 `message.created`). Through the ORM each was five to seven statements in a
-transaction; measured in the web process, a
-round trip to PostgreSQL costs about a millisecond on a busy two-core machine,
-which made the writes most of the platform's own latency (`bench/chat.py`).
-Here each write is one statement of data-modifying CTEs, which PostgreSQL runs
-all or nothing; the rows are built from model instances (`_insert_sql`), so the
-columns, defaults and `auto_now_add` stay the models'. Everything else in the
-chat engine uses the ORM.
+transaction; in the web process a round trip to PostgreSQL costs about a
+millisecond on a busy two-core machine, which made these writes a large part
+of the platform's own latency (`bench/chat.py`). Here each write is one
+statement of data-modifying CTEs, which PostgreSQL runs all or nothing; the
+rows are built from model instances (`_insert_sql`), so the columns, defaults
+and `auto_now_add` stay the models'. Everything else in the chat engine uses
+the ORM.
 """
 
 from __future__ import annotations
