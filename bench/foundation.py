@@ -70,6 +70,8 @@ def main() -> None:
 
     old_config = setup_databases(verbosity=0, interactive=False)
     try:
+        from django.conf import settings
+
         from accounts.services import api_key_create, token_exchange
         from bothero import ratelimit
         from bothero.testing.factories import BotFactory, MembershipFactory, PlanFactory, TenantFactory
@@ -89,7 +91,12 @@ def main() -> None:
         )
 
         with (
-            uvicorn_server(DB_POOL="false" if args.no_pool else "true") as base,
+            # As in production: DEBUG off (with it, Django records every query and more).
+            uvicorn_server(
+                DB_POOL="false" if args.no_pool else "true",
+                DEBUG="false",
+                SECRET_KEY=settings.SECRET_KEY,  # the signing secrets made here derive from it
+            ) as base,
             httpx.Client(base_url=base, timeout=30) as client,
         ):
             auth = {"Authorization": f"Bearer {key}"}
