@@ -351,16 +351,19 @@ def usage_increment(
 def usage_increment_sql(
     *, tenant_id: int, messages: int = 0, prompt_tokens: int = 0, completion_tokens: int = 0, api_requests: int = 0
 ) -> tuple[str, list]:
-    """`usage_increment`'s statement (`RETURNING messages`), for callers that make it part of a larger one."""
+    """`usage_increment`'s statement (`RETURNING messages`), for callers that make it part of a larger one.
+
+    `messages` may be -1 (a message given back); the count never goes below zero.
+    """
     table = UsageCounter._meta.db_table
     sql = f"""
         INSERT INTO {table} (tenant_id, period_start, messages, api_requests, prompt_tokens, completion_tokens)
-        VALUES (%s, %s, %s, %s, %s, %s)
+        VALUES (%s, %s, GREATEST(%s, 0), %s, %s, %s)
         ON CONFLICT (tenant_id, period_start) DO UPDATE SET
-            messages = {table}.messages + EXCLUDED.messages,
+            messages = GREATEST({table}.messages + %s, 0),
             api_requests = {table}.api_requests + EXCLUDED.api_requests,
             prompt_tokens = {table}.prompt_tokens + EXCLUDED.prompt_tokens,
             completion_tokens = {table}.completion_tokens + EXCLUDED.completion_tokens
         RETURNING messages
     """
-    return sql, [tenant_id, current_period_start(), messages, api_requests, prompt_tokens, completion_tokens]
+    return sql, [tenant_id, current_period_start(), messages, api_requests, prompt_tokens, completion_tokens, messages]

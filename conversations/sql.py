@@ -130,12 +130,17 @@ def user_message_insert(
 
 def assistant_message_insert(*, message: Message, conversation: Conversation) -> None:
     """Store the assistant's `message`, count it on the conversation and its tokens in the month's usage, and emit
-    `message.created`: one statement, needing no transaction around it."""
+    `message.created`: one statement, needing no transaction around it. A `failed` answer (the model gave
+    nothing) takes the customer's message back out of the month's message count."""
     ctes = [("message", *_insert_sql(message))]
     conversation.last_message_at = conversation.updated_at = message.created_at
     ctes.append(("conversation", *_conversation_update_sql(conversation, {})))
     usage_sql, usage_params = usage_increment_sql(
-        tenant_id=message.tenant_id, prompt_tokens=message.prompt_tokens, completion_tokens=message.completion_tokens
+        tenant_id=message.tenant_id,
+        # A question the model failed to answer at all gives its message back to the monthly quota.
+        messages=-1 if message.status == Message.Status.FAILED else 0,
+        prompt_tokens=message.prompt_tokens,
+        completion_tokens=message.completion_tokens,
     )
     ctes.append(("usage", usage_sql, usage_params))
     dispatches = _with_events(

@@ -1,5 +1,6 @@
 """The `openai` provider against a real OpenAI-compatible server on loopback (conversations.testing.llm_server)."""
 
+from accounts.selectors import usage_current
 from bothero.testing.factories import ConversationFactory, MessageFactory
 from conversations.models import Message
 from conversations.prompt import MESSAGE_OVERHEAD_TOKENS, count_tokens
@@ -78,6 +79,7 @@ def test_an_upstream_error_is_a_502_envelope_and_a_failed_message(alice, faq_bot
     assistant = Message.objects.get(role="assistant")
     assert (assistant.status, assistant.content) == ("failed", "")
     assert Message.objects.filter(role="user", content="Refunds?").exists()
+    assert usage_current(tenant=alice.tenant).messages == 0  # an unanswered question is not charged
 
 
 def test_it_retries_a_rate_limited_or_failing_upstream_with_backoff(alice, faq_bot, openai_provider, settings):
@@ -138,6 +140,7 @@ def test_an_upstream_error_while_streaming_is_an_error_event(alice, faq_bot, ope
     assert events[1][1]["error"]["code"] == "upstream_error"
     assert events[1][1]["error"]["request_id"] == response["X-Request-Id"]
     assert Message.objects.get(public_id=events[0][1]["id"]).status == "failed"
+    assert usage_current(tenant=alice.tenant).messages == 0
 
 
 def test_a_stream_that_stalls_midway_keeps_the_partial_answer_as_incomplete(alice, faq_bot, openai_provider, settings):
