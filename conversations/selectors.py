@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 
 from bothero.errors import NotFoundError
 from bots.models import Bot
+from bots.selectors import bot_get
 from conversations.models import Conversation, Lead, Message
 
 
@@ -51,28 +52,12 @@ def chat_target_get(
             bot = conversation.bot
             bot.tenant = conversation.tenant = tenant  # the same row: no query to load it again
             return bot, conversation
-    bot = Bot.objects.filter(tenant=tenant, public_id=bot_id).first()
-    if bot is None:
-        raise NotFoundError(f"No such bot: {bot_id}.", code="bot_not_found", param=bot_param)
-    bot.tenant = tenant
+    bot = bot_get(tenant=tenant, public_id=bot_id, param=bot_param)
     if conversation_id:
         raise NotFoundError(
             f"No such conversation: {conversation_id}.", code="conversation_not_found", param="conversation_id"
         )
     return bot, None
-
-
-def conversation_get(*, tenant, public_id: str, bot=None) -> Conversation:
-    """The tenant's conversation (of `bot`, when given), or NotFoundError — also for another tenant's id."""
-    queryset = Conversation.objects.filter(tenant=tenant, public_id=public_id).select_related("bot")
-    if bot is not None:
-        queryset = queryset.filter(bot=bot)
-    conversation = queryset.first()
-    if conversation is None:
-        raise NotFoundError(
-            f"No such conversation: {public_id}.", code="conversation_not_found", param="conversation_id"
-        )
-    return conversation
 
 
 def message_list(*, conversation: Conversation) -> QuerySet[Message]:

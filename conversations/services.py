@@ -34,9 +34,8 @@ from conversations.models import Conversation, Lead, Message
 from conversations.prompt import build_messages, count_prompt_tokens, count_tokens, history_within_budget
 from conversations.providers import ChatProvider, ProviderRequest, Usage, get_provider
 from conversations.serializers import LeadSerializer
-from knowledge.conf import configured_embedder
 from knowledge.embeddings import EmbeddingError
-from knowledge.selectors import search
+from knowledge.selectors import query_embedding, search
 from webhooks.services import event_emit
 
 
@@ -218,11 +217,7 @@ def question_embedding_start(question: str) -> Future:
     that the model runs while the bot, the conversation and the message are
     read and written (onnxruntime releases the GIL while it computes).
     """
-    return _embedding_pool.submit(_question_embed, question.strip())
-
-
-def _question_embed(question: str):
-    return configured_embedder().embed([question])[0]
+    return _embedding_pool.submit(query_embedding, question)
 
 
 def _search_in_worker(*, tenant, bot, query: str, question_embedding: Future) -> list:

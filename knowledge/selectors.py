@@ -274,9 +274,14 @@ def search_ranked(
     return passages
 
 
+def query_embedding(query: str) -> ndarray:
+    """The embedding `search` compares chunks with (of the query without surrounding spaces)."""
+    return configured_embedder().embed([query.strip()])[0]
+
+
 def _query_embedding(query: str, query_vector: QueryVector | None):
     if query_vector is None:
-        return configured_embedder().embed([query])[0]
+        return query_embedding(query)
     return query_vector() if callable(query_vector) else query_vector
 
 
