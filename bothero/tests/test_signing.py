@@ -1,4 +1,4 @@
-"""Request signing for keys created with require_signature (DESIGN.md §3), through the public API."""
+"""Request signing for keys created with require_signature (docs/api.md, "Request signing"), through the public API."""
 
 import json
 import time
@@ -132,7 +132,7 @@ def test_keys_without_require_signature_ignore_signing_headers(alice):
 
 
 def test_the_worked_example_in_the_readme_matches_the_server():
-    """The README's Python example, byte for byte: the server's function gives the same signature."""
+    """The Python example of docs/api.md, byte for byte: the server's function gives the same signature."""
     import hashlib
     import hmac
 
@@ -142,7 +142,7 @@ def test_the_worked_example_in_the_readme_matches_the_server():
     expected = "v1=" + hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
     from bothero.api.signing import compute_signature
 
-    assert expected == "v1=eae08c0aaed023e5b0337b902cb3a46ed6efd70ad78b0e84a38141b5da108ff1"  # printed in the README
+    assert expected == "v1=eae08c0aaed023e5b0337b902cb3a46ed6efd70ad78b0e84a38141b5da108ff1"  # printed in docs/api.md
     assert (
         compute_signature(secret, timestamp=timestamp, nonce=nonce, method="POST", path="/v1/bots", body=body)
         == expected
