@@ -252,6 +252,9 @@ KNOWLEDGE_SWEEP_INTERVAL_SECONDS = env.int("KNOWLEDGE_SWEEP_INTERVAL_SECONDS", d
 # Retrieval: HNSW search breadth and how many candidates each ranker gives the fusion.
 KNOWLEDGE_HNSW_EF_SEARCH = env.int("KNOWLEDGE_HNSW_EF_SEARCH", default=400)
 KNOWLEDGE_SEARCH_CANDIDATES = env.int("KNOWLEDGE_SEARCH_CANDIDATES", default=20)
+# A bot with at most this many chunks is searched exactly (its rows through the bot_id index, no HNSW):
+# recall 1.0, and faster than a filtered HNSW walk below this size (bench/retrieval.py measures it).
+KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = env.int("KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS", default=20_000)
 CELERY_BEAT_SCHEDULE["knowledge-requeue-stale-documents"] = {
     "task": "knowledge.requeue_stale_documents",
     "schedule": float(KNOWLEDGE_SWEEP_INTERVAL_SECONDS),

@@ -2,9 +2,12 @@
 
 Retrieval (`search`) runs two rankers over one bot's chunks, in one SQL statement:
 
-* vector: pgvector HNSW, cosine distance, with iterative index scans
+* vector, cosine distance: a bot holding at most `KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS`
+  chunks (most bots) is scanned exactly through the index on `bot_id`, so its
+  ranking is exact whatever the rest of the index holds; a larger one goes
+  through the pgvector HNSW index, with iterative index scans
   (`hnsw.iterative_scan = relaxed_order`) so the bot filter still yields
-  enough neighbours when the bot holds a small share of the index;
+  enough neighbours, the approximate candidates re-ordered by exact distance;
 * full text: the chunks' generated `tsvector` (GIN), weighted by each query
   lexeme's IDF in the bot (`LexemeStat`), a hit having to match a share of
   the query's weight (see `lexical_plan`);
@@ -77,7 +80,7 @@ def document_get(*, tenant, public_id: str) -> Document:
 # Retrieval
 # --------------------------------------------------------------------------
 
-# Nearest chunks of one bot by cosine distance, ranked 1..n.
+# Nearest chunks of one bot by cosine distance, ranked 1..n, through the HNSW index (approximate).
 _VECTOR_HITS = """
     SELECT id, row_number() OVER (ORDER BY distance, id) AS rank
     FROM (
@@ -85,6 +88,24 @@ _VECTOR_HITS = """
         FROM knowledge_chunk
         WHERE bot_id = %(bot_id)s
         ORDER BY embedding <=> %(vector)s::vector
+        LIMIT %(candidates)s
+    ) AS nearest
+"""
+
+# The same ranking, exact: every chunk of the bot (found through the index on bot_id) is
+# compared. `OFFSET 0` keeps the subquery from being flattened, so the planner cannot turn
+# the ORDER BY into an HNSW index scan, which would be approximate (and, for a bot holding
+# a small share of the index, slower than the scan).
+_EXACT_VECTOR_HITS = """
+    SELECT id, row_number() OVER (ORDER BY distance, id) AS rank
+    FROM (
+        SELECT id, distance FROM (
+            SELECT id, embedding <=> %(vector)s::vector AS distance
+            FROM knowledge_chunk
+            WHERE bot_id = %(bot_id)s
+            OFFSET 0
+        ) AS bot_chunks
+        ORDER BY distance, id
         LIMIT %(candidates)s
     ) AS nearest
 """
@@ -191,7 +212,8 @@ def search(
     min_score: float | None = None,
     query_vector: QueryVector | None = None,
 ) -> list[Passage]:
-    """Hybrid retrieval restricted to `bot` (and its tenant): Postgres full-text + pgvector HNSW cosine,
+    """Hybrid retrieval restricted to `bot` (and its tenant): Postgres full-text + vector cosine (exact for a bot
+    up to KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS chunks, pgvector HNSW above),
     fused by reciprocal-rank fusion (k=60), ordered by fused rank, then cut at min_score on `score`.
     top_k defaults to bot.retrieval["top_k"], min_score to bot.retrieval["min_score"]. Only chunks of
     documents with status "ready". Embeds the query (local ONNX model by default) unless `query_vector`
@@ -234,13 +256,15 @@ def search_ranked(
     # round trips, and no transaction of ours held open while the query is embedded (the slow part).
     with connection.cursor() as cursor:
         rankings = []
+        bot_chunks = None
         if mode in ("hybrid", "fulltext"):
-            text_hits = _text_hits_sql(cursor, bot=bot, query=query, params=params)
+            text_hits, bot_chunks = _text_hits_sql(cursor, bot=bot, query=query, params=params)
             if text_hits:
                 rankings.append(f"SELECT id, rank FROM ({text_hits}) AS text_hits")
         if mode in ("hybrid", "vector"):
-            _hnsw_configure(cursor, ef_search=max(settings.KNOWLEDGE_HNSW_EF_SEARCH, params["candidates"]))
-            rankings.append(f"SELECT id, rank FROM ({_VECTOR_HITS}) AS vector_hits")
+            if bot_chunks is None:
+                bot_chunks = _bot_chunk_count(cursor, bot=bot)
+            rankings.append(f"SELECT id, rank FROM ({_vector_hits_sql(cursor, bot_chunks, params)}) AS vector_hits")
         if not rankings:
             return []
         # Every passage is scored by cosine similarity, whichever ranker found it.
@@ -311,14 +335,34 @@ def _hnsw_configure(cursor, *, ef_search: int) -> None:
         _hnsw_session_settings[raw] = wanted
 
 
-def _text_hits_sql(cursor, *, bot, query: str, params: dict) -> str | None:
-    """Plan the full-text ranker for this query; adds its parameters and returns its SQL (None: no hit possible)."""
+def vector_search_is_exact(bot_chunks: int) -> bool:
+    """Whether a bot holding this many chunks is searched exactly rather than through the HNSW index."""
+    return bot_chunks <= settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS
+
+
+def _bot_chunk_count(cursor, *, bot) -> int:
+    cursor.execute("SELECT chunk_count FROM knowledge_lexemestat WHERE bot_id = %s AND lexeme = ''", [bot.pk])
+    row = cursor.fetchone()
+    return row[0] if row else 0
+
+
+def _vector_hits_sql(cursor, bot_chunks: int, params: dict) -> str:
+    """The vector ranker's SQL: exact for a bot up to the threshold, else HNSW (configured on this connection)."""
+    if vector_search_is_exact(bot_chunks):
+        return _EXACT_VECTOR_HITS
+    _hnsw_configure(cursor, ef_search=max(settings.KNOWLEDGE_HNSW_EF_SEARCH, params["candidates"]))
+    return _VECTOR_HITS
+
+
+def _text_hits_sql(cursor, *, bot, query: str, params: dict) -> tuple[str | None, int]:
+    """Plan the full-text ranker for this query; adds its parameters and returns its SQL (None: no hit
+    possible) and the bot's chunk count, which the same statement reads."""
     cursor.execute(_QUERY_LEXEMES, {"query": query, "bot_id": bot.pk})
     frequencies = dict(cursor.fetchall())
     total = frequencies.pop("", 0)
     plan = lexical_plan(frequencies, total) if total else None
     if plan is None:
-        return None
+        return None, total
     score_terms = []
     for index, (lexeme, weight) in enumerate(plan.weights.items()):
         params[f"text_term_{index}"] = _tsquery_term(lexeme)
@@ -329,7 +373,7 @@ def _text_hits_sql(cursor, *, bot, query: str, params: dict) -> str | None:
     params["text_candidates"] = " | ".join(_tsquery_term(lexeme) for lexeme in plan.candidate_terms)
     params["text_min_score"] = plan.min_score - 1e-9
     params["text_scan_limit"] = TEXT_CANDIDATE_BUDGET
-    return _TEXT_HITS.format(score=" + ".join(score_terms))
+    return _TEXT_HITS.format(score=" + ".join(score_terms)), total
 
 
 def make_snippet(text: str, limit: int = SNIPPET_CHARS) -> str:

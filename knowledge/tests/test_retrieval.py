@@ -1,6 +1,7 @@
 """Retrieval: the `search` contract, and hybrid recall against each ranker alone on a shipped question set."""
 
 import json
+import re
 from dataclasses import fields
 from pathlib import Path
 
@@ -81,6 +82,7 @@ def test_outside_a_transaction_the_hnsw_settings_are_made_once_per_connection(al
     from django.test.utils import CaptureQueriesContext
 
     settings.KNOWLEDGE_HNSW_EF_SEARCH = 123
+    settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = 0  # the HNSW path, even for this bot
     add_text(alice_bot, "Batteries", "Charge the battery for two hours before first use.")
 
     def searches_setting_hnsw(**options) -> int:
@@ -128,6 +130,7 @@ def test_a_bot_with_a_small_share_of_the_index_still_gets_top_k_results(alice, a
         add_text(alice_bot, f"mine {n}", f"Our office cat number {n} sleeps on the sofa.")
     settings.KNOWLEDGE_HNSW_EF_SEARCH = 10
     settings.KNOWLEDGE_SEARCH_CANDIDATES = 10
+    settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = 0  # the HNSW path, even for this bot
 
     with transaction.atomic(), connection.cursor() as cursor:
         # On a table this small the planner would scan it exactly; make it walk the HNSW index.
@@ -144,6 +147,73 @@ def test_a_bot_with_a_small_share_of_the_index_still_gets_top_k_results(alice, a
 
     assert Chunk.objects.filter(bot=busy_bot).count() == 300
     assert len(results) == 6
+
+
+SMALL_BOT_NOTES = [
+    "Charge the battery for two hours before first use.",
+    "The charger's light turns green when the battery is full.",
+    "Gift cards never expire and can be used online.",
+    "Returns are accepted within thirty days with a receipt.",
+    "Our office cat sleeps on the sofa near the window.",
+    "Shipping to Norway takes four to six working days.",
+    "A spare battery can be ordered from the accessories page.",
+    "Batteries should be stored at room temperature, half charged.",
+    "The warranty covers the charger for two years.",
+    "Loyalty points are added to your account after delivery.",
+    "The widget pairs with your phone over Bluetooth.",
+    "Reset the widget by holding the button for ten seconds.",
+]
+
+
+def vector_plan(bot, tenant, query):
+    """The chunk ids of a vector-only search, and the plan of its statement (with the index scans favoured)."""
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        # On tables this small the planner would scan rather than use any index: make indexes cheap.
+        cursor.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off")
+        with CaptureQueriesContext(connection) as queries:
+            passages = search_ranked(tenant=tenant, bot=bot, query=query, top_k=len(SMALL_BOT_NOTES), mode="vector")
+        (statement,) = [q["sql"] for q in queries.captured_queries if "embedding <=>" in q["sql"]]
+        cursor.execute("EXPLAIN " + statement)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    return [p.chunk_id for p in passages], plan
+
+
+def test_a_small_bot_is_searched_exactly_its_ranking_equals_the_exact_one(alice, alice_bot, add_text, settings):
+    import numpy as np
+
+    from bothero.testing.factories import BotFactory
+    from knowledge.selectors import query_embedding
+
+    # Another bot's chunks in the same index, nearer to the query than most of this bot's.
+    busy_bot = BotFactory(tenant=alice.tenant)
+    for n in range(10):
+        add_text(busy_bot, f"busy {n}", f"Battery charger model {n}: charge the battery in {n + 1} hours.")
+    for n, note in enumerate(SMALL_BOT_NOTES):
+        add_text(alice_bot, f"note {n}", note)
+    query = "How long should I charge the battery?"
+    chunks = list(Chunk.objects.filter(bot=alice_bot).values_list("id", "public_id", "embedding"))
+    vector = query_embedding(query)
+    distances = [(1 - float(np.dot(e, vector) / np.linalg.norm(e) / np.linalg.norm(vector)), pk, public_id)
+                 for pk, public_id, e in chunks]  # fmt: skip
+    exact = [public_id for _distance, _pk, public_id in sorted(distances)]
+    assert len(exact) == len(SMALL_BOT_NOTES)
+
+    settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = len(SMALL_BOT_NOTES)
+    found, plan = vector_plan(alice_bot, alice.tenant, query)
+
+    assert found == exact
+    assert "chunk_embedding_hnsw" not in plan
+    assert re.search(r"Index Scan using \S*bot_id\S* on knowledge_chunk", plan)  # the bot's rows, through its index
+
+    # One chunk more than the threshold: the HNSW index.
+    settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = len(SMALL_BOT_NOTES) - 1
+    found, plan = vector_plan(alice_bot, alice.tenant, query)
+
+    assert "chunk_embedding_hnsw" in plan
+    assert set(found) == set(exact)
 
 
 def ranks(tenant, bot, ids_by_title, mode, k):
