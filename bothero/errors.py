@@ -81,3 +81,14 @@ class UpstreamError(ApplicationError):
     status_code = 502
     error_type = "api_error"
     default_code = "upstream_error"
+
+
+class ServiceUnavailableError(ApplicationError):
+    """A dependency (the database, Redis) is down: the client should retry after `Retry-After` seconds."""
+
+    status_code = 503
+    error_type = "api_error"
+    default_code = "service_unavailable"
+
+    def __init__(self, message: str, code: str | None = None, param: str | None = None, *, retry_after: int = 5):
+        super().__init__(message, code, param, headers={"Retry-After": str(retry_after)})

@@ -4,7 +4,7 @@ from functools import partial
 
 from django.conf import settings
 
-from bothero.api.errors import error_response
+from bothero.api.errors import DATABASE_UNAVAILABLE_ERRORS, database_unavailable_response, error_response
 from bothero.api.throttling import api_request_count
 from bothero.ids import random_base62
 from bothero.request_context import current_request_id
@@ -35,6 +35,15 @@ class RequestIdMiddleware:
             # has it), in the request's thread: the usage counter is written off the request's path.
             response._resource_closers.append(partial(api_request_count, tenant))
         return response
+
+    def process_exception(self, request, exception):
+        """Views outside DRF (admin, probes, docs): the database being down is a 503, not a 500.
+
+        DRF views answer the same through `bothero.api.errors.exception_handler`.
+        """
+        if isinstance(exception, DATABASE_UNAVAILABLE_ERRORS):
+            return database_unavailable_response()
+        return None
 
 
 def body_limit_for(path: str) -> int:

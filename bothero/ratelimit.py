@@ -3,13 +3,27 @@
 A window is a calendar minute (by default); the counter for `key` in that
 window is one Redis key, incremented and given an expiry in one MULTI/EXEC, so
 every process sees the same count and no increment is lost.
+
+When Redis is configured but unreachable, counting fails open: each process
+counts on its own (the limit then holds per process, not across them) and a
+warning is logged, at most once every REDIS_DOWN_WARNING_SECONDS per process.
+A Redis outage must not turn every API call into an error; the per-process
+count still stops a single runaway client.
 """
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
 
+import redis
+
 from bothero.redis_client import get_redis
+
+logger = logging.getLogger(__name__)
+
+REDIS_DOWN_WARNING_SECONDS = 10.0
+_last_warning = [0.0]
 
 _local_counts: dict[str, tuple[int, float]] = {}
 _local_lock = threading.Lock()
@@ -46,18 +60,27 @@ def hit(key: str, *, limit: int, window_seconds: int = 60) -> RateLimitResult:
     counter_key, reset = _window(key, window_seconds)
     client = get_redis()
     if client is not None:
-        pipe = client.pipeline()  # MULTI/EXEC: the increment and its expiry are one step
-        pipe.incr(counter_key)
-        pipe.expire(counter_key, window_seconds + 5)
-        count = pipe.execute()[0]
-    else:
-        now = time.time()
-        with _local_lock:
-            count = _local_counts.get(counter_key, (0, 0.0))[0] + 1
-            _local_counts[counter_key] = (count, now)
-            for stale in [k for k, (_, t) in _local_counts.items() if now - t > 2 * window_seconds]:
-                del _local_counts[stale]
+        try:
+            pipe = client.pipeline()  # MULTI/EXEC: the increment and its expiry are one step
+            pipe.incr(counter_key)
+            pipe.expire(counter_key, window_seconds + 5)
+            return _result(pipe.execute()[0], limit, reset)
+        except redis.RedisError as exc:
+            _warn_redis_down(exc)
+    now = time.time()
+    with _local_lock:
+        count = _local_counts.get(counter_key, (0, 0.0))[0] + 1
+        _local_counts[counter_key] = (count, now)
+        for stale in [k for k, (_, t) in _local_counts.items() if now - t > 2 * window_seconds]:
+            del _local_counts[stale]
     return _result(count, limit, reset)
+
+
+def _warn_redis_down(exc: Exception) -> None:
+    now = time.monotonic()
+    if now - _last_warning[0] >= REDIS_DOWN_WARNING_SECONDS:
+        _last_warning[0] = now
+        logger.warning("Redis is unreachable (%s); rate limits are counted per process until it is back", exc)
 
 
 def peek(key: str, *, limit: int, window_seconds: int = 60) -> RateLimitResult:
@@ -68,10 +91,12 @@ def peek(key: str, *, limit: int, window_seconds: int = 60) -> RateLimitResult:
     counter_key, reset = _window(key, window_seconds)
     client = get_redis()
     if client is not None:
-        count = int(client.get(counter_key) or 0)
-    else:
-        with _local_lock:
-            count = _local_counts.get(counter_key, (0, 0.0))[0]
+        try:
+            return _result(int(client.get(counter_key) or 0) + 1, limit, reset)
+        except redis.RedisError as exc:
+            _warn_redis_down(exc)
+    with _local_lock:
+        count = _local_counts.get(counter_key, (0, 0.0))[0]
     return _result(count + 1, limit, reset)
 
 

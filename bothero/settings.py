@@ -93,6 +93,10 @@ else:
     DATABASES = {"default": embedded_database_settings(VAR_DIR / "pgdata")}
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=0))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A database that does not answer fails a connection attempt in this many seconds (the API then
+# answers 503 `service_unavailable`), instead of the operating system's TCP timeout.
+DB_CONNECT_TIMEOUT = env.int("DB_CONNECT_TIMEOUT", default=2)
+DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", DB_CONNECT_TIMEOUT)
 # Parallel test runs (several developers' sessions on one embedded server)
 # keep apart by naming their own test database.
 DATABASES["default"]["TEST"] = {"NAME": env.str("BOTHERO_TEST_DB_NAME", default="test_bothero")}
@@ -275,10 +279,17 @@ IDEMPOTENCY_LOCK_TIMEOUT = timedelta(seconds=env.int("IDEMPOTENCY_LOCK_TIMEOUT",
 # would open a new PostgreSQL connection; the web process (bothero/asgi.py) turns this on.
 DB_POOL = env.bool("DB_POOL", default=False)
 DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=20)
+# How long a request waits for a pooled connection before it answers 503 (the database is down, or
+# every connection is busy); short, so that an outage is a quick 503 rather than a hang.
+DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=2.0)
 if DB_POOL:
     if DATABASES["default"]["CONN_MAX_AGE"]:
         raise ImproperlyConfigured("DB_POOL needs DB_CONN_MAX_AGE=0: a pool and persistent connections do not mix.")
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": DB_POOL_MAX_SIZE, "timeout": 10}
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DB_POOL_MAX_SIZE,
+        "timeout": DB_POOL_TIMEOUT,
+    }
 # Hourly housekeeping: expired access/refresh tokens, Idempotency-Key records past IDEMPOTENCY_TTL.
 CELERY_BEAT_SCHEDULE["accounts-purge-expired-tokens"] = {"task": "accounts.purge_expired_tokens", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["bothero-purge-idempotency-records"] = {

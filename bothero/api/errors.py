@@ -10,7 +10,9 @@ import logging
 
 from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
+from psycopg_pool import PoolTimeout
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.views import set_rollback
 
@@ -20,6 +22,12 @@ from bothero.request_context import current_request_id
 logger = logging.getLogger(__name__)
 
 TYPE_BY_STATUS = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
+
+# Errors that say the database cannot be reached right now (down, restarting, refusing connections,
+# no pooled connection within the pool's timeout), as opposed to a bug: the client may retry.
+DATABASE_UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, PoolTimeout)
+DATABASE_RETRY_AFTER_SECONDS = 5
+DATABASE_UNAVAILABLE_MESSAGE = "The service is temporarily unavailable (its database cannot be reached). Retry shortly."
 
 
 def error_type_for(status: int) -> str:
@@ -114,6 +122,10 @@ def _translate(exc):
         return 400, "bad_request", "The request could not be understood.", None, {}, None
     if isinstance(exc, drf_exceptions.APIException):
         return exc.status_code, str(exc.get_codes()), str(exc.detail), None, {}, None
+    if isinstance(exc, DATABASE_UNAVAILABLE_ERRORS):
+        logger.warning("Database unavailable: %s", exc)
+        headers = {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}
+        return 503, "service_unavailable", DATABASE_UNAVAILABLE_MESSAGE, None, headers, None
     logger.exception("Unhandled error", exc_info=exc)
     return 500, "internal_error", "Something went wrong on our side. It has been logged.", None, {}, None
 
@@ -131,6 +143,16 @@ def handler404(request, exception=None):
 def route_not_found(request, *args, **kwargs):
     """The last URL pattern: unknown paths answer the envelope even with DEBUG on (no HTML debug page)."""
     return handler404(request)
+
+
+def database_unavailable_response():
+    """503 `service_unavailable` with Retry-After: what a request answers while the database is down."""
+    return error_response(
+        503,
+        code="service_unavailable",
+        message=DATABASE_UNAVAILABLE_MESSAGE,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
 
 
 def handler500(request):

@@ -8,13 +8,17 @@ more than SIGNATURE_TOLERANCE_SECONDS away, or the nonce was seen before.
 
 import hashlib
 import hmac
+import logging
 import re
 import time
 
+import redis
 from django.conf import settings
 from django.core.cache import cache
 
-from bothero.errors import AuthenticationError
+from bothero.errors import AuthenticationError, ServiceUnavailableError
+
+logger = logging.getLogger(__name__)
 
 NONCE_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{16,64}$")
 
@@ -60,5 +64,13 @@ def verify_request_signature(request, *, secret: str, key_id: str) -> None:
     # Only a correctly signed request may burn a nonce; the entry outlives the
     # timestamp window on both sides, so a replay is always caught.
     window = 2 * settings.SIGNATURE_TOLERANCE_SECONDS + 60
-    if not cache.add(f"signing-nonce:{key_id}:{nonce}", 1, timeout=window):
+    try:
+        fresh = cache.add(f"signing-nonce:{key_id}:{nonce}", 1, timeout=window)
+    except redis.RedisError:
+        # Fail closed: without the nonce store a replay cannot be told apart from a new request.
+        logger.warning("Redis is unreachable; signed requests are refused until it is back", exc_info=True)
+        raise ServiceUnavailableError(
+            "Signed requests cannot be checked for replays right now. Retry shortly.", retry_after=5
+        ) from None
+    if not fresh:
         raise AuthenticationError("This nonce was already used.", code="nonce_reused")
