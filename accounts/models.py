@@ -143,3 +143,21 @@ class UsageCounter(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "period_start"], name="unique_usage_period")]
+
+
+class UsageDay(models.Model):
+    """Per-tenant usage for one UTC day: the daily series behind the monthly `UsageCounter`.
+
+    Written by the same statement as the month's counter (`usage_increment_ctes`),
+    so the days of a month add up to its counter for every day since this table exists.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="usage_days")
+    day = models.DateField()
+    messages = models.PositiveIntegerField(default=0)
+    api_requests = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "day"], name="unique_usage_day")]

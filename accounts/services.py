@@ -11,7 +11,17 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.keys import display_prefix, generate_api_key, generate_signing_salt, hash_api_key
-from accounts.models import AccessToken, ApiKey, Membership, Plan, RefreshToken, Tenant, TokenFamily, UsageCounter
+from accounts.models import (
+    AccessToken,
+    ApiKey,
+    Membership,
+    Plan,
+    RefreshToken,
+    Tenant,
+    TokenFamily,
+    UsageCounter,
+    UsageDay,
+)
 from bothero import ratelimit
 from bothero.api.authentication import authenticate_access_token, authenticate_api_key
 from bothero.errors import AuthenticationError, NotFoundError, PermissionDeniedError, RateLimitError
@@ -332,38 +342,54 @@ def current_period_start(now: datetime | None = None):
 def usage_increment(
     *, tenant: Tenant, messages: int = 0, prompt_tokens: int = 0, completion_tokens: int = 0, api_requests: int = 0
 ) -> int:
-    """Add to this month's counters in one atomic statement (a row per tenant and month).
+    """Add to this month's and today's counters in one atomic statement (a row per tenant and month, and day).
 
     Returns the month's message count after the addition (the quota check needs no second read).
     """
-    sql, params = usage_increment_sql(
+    ctes = usage_increment_ctes(
         tenant_id=tenant.pk,
         messages=messages,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         api_requests=api_requests,
     )
+    sql = "WITH " + ", ".join(f"{name} AS ({cte})" for name, cte, _ in ctes) + " SELECT messages FROM usage"
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [param for _, _, params in ctes for param in params])
         return cursor.fetchone()[0]
 
 
-def usage_increment_sql(
-    *, tenant_id: int, messages: int = 0, prompt_tokens: int = 0, completion_tokens: int = 0, api_requests: int = 0
-) -> tuple[str, list]:
-    """`usage_increment`'s statement (`RETURNING messages`), for callers that make it part of a larger one.
+def usage_increment_ctes(
+    *,
+    tenant_id: int,
+    messages: int = 0,
+    prompt_tokens: int = 0,
+    completion_tokens: int = 0,
+    api_requests: int = 0,
+    now: datetime | None = None,
+) -> list[tuple[str, str, list]]:
+    """`usage_increment`'s two upserts as (name, sql, params) CTEs, for callers that make them part of a
+    larger statement: `usage` (the month's row, `RETURNING messages`) and `usage_day` (today's row, UTC).
 
-    `messages` may be -1 (a message given back); the count never goes below zero.
+    `messages` may be -1 (a message given back); the counts never go below zero.
     """
-    table = UsageCounter._meta.db_table
-    sql = f"""
-        INSERT INTO {table} (tenant_id, period_start, messages, api_requests, prompt_tokens, completion_tokens)
-        VALUES (%s, %s, GREATEST(%s, 0), %s, %s, %s)
-        ON CONFLICT (tenant_id, period_start) DO UPDATE SET
-            messages = GREATEST({table}.messages + %s, 0),
-            api_requests = {table}.api_requests + EXCLUDED.api_requests,
-            prompt_tokens = {table}.prompt_tokens + EXCLUDED.prompt_tokens,
-            completion_tokens = {table}.completion_tokens + EXCLUDED.completion_tokens
-        RETURNING messages
-    """
-    return sql, [tenant_id, current_period_start(), messages, api_requests, prompt_tokens, completion_tokens, messages]
+    now = now or timezone.now()
+    values = [messages, api_requests, prompt_tokens, completion_tokens]
+    ctes = []
+    for name, model, key, period in (
+        ("usage", UsageCounter, "period_start", current_period_start(now)),
+        ("usage_day", UsageDay, "day", now.date()),
+    ):
+        table = model._meta.db_table
+        sql = f"""
+            INSERT INTO {table} (tenant_id, {key}, messages, api_requests, prompt_tokens, completion_tokens)
+            VALUES (%s, %s, GREATEST(%s, 0), %s, %s, %s)
+            ON CONFLICT (tenant_id, {key}) DO UPDATE SET
+                messages = GREATEST({table}.messages + %s, 0),
+                api_requests = {table}.api_requests + EXCLUDED.api_requests,
+                prompt_tokens = {table}.prompt_tokens + EXCLUDED.prompt_tokens,
+                completion_tokens = {table}.completion_tokens + EXCLUDED.completion_tokens
+            RETURNING messages
+        """
+        ctes.append((name, sql, [tenant_id, period, *values, messages]))
+    return ctes

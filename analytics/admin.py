@@ -3,9 +3,9 @@
 from django.contrib import admin
 from django.utils.html import format_html_join
 
-from accounts.selectors import usage_current
 from analytics import selectors
 from analytics.models import TenantUsage
+from analytics.usage import tenant_usage_get
 
 MB = 1024 * 1024
 
@@ -80,17 +80,22 @@ class TenantUsageAdmin(admin.ModelAdmin):
 
     @admin.display(description="this month against the plan")
     def usage_against_plan(self, tenant):
-        usage = usage_current(tenant=tenant)
-        plan = tenant.plan
+        # The same selector as GET /v1/analytics/usage, so staff and the tenant see the same figures.
+        usage = tenant_usage_get(tenant=tenant)
+        storage = usage["storage_bytes"]
+        storage_limit = round(storage.limit / MB) if storage.limit is not None else None
         rows = [
-            ("Messages", used_of(usage.messages, plan.max_messages_per_month)),
-            ("API requests", f"{usage.api_requests:,} (limit {plan.requests_per_minute:,} per minute)"),
-            ("Prompt tokens", f"{usage.prompt_tokens:,}"),
-            ("Completion tokens", f"{usage.completion_tokens:,}"),
-            ("Bots", used_of(tenant.bot_count, plan.max_bots)),
-            ("Documents", used_of(tenant.document_count, plan.max_documents)),
-            ("Storage", used_of(round(tenant.storage_bytes / MB), plan.max_storage_mb, " MB")),
-            ("Conversations started", f"{tenant.conversations_this_month:,}"),
-            ("Leads captured", f"{tenant.leads_this_month:,}"),
+            ("Messages", used_of(usage["messages"].used, usage["messages"].limit)),
+            (
+                "API requests",
+                f"{usage['api_requests'].used:,} (limit {usage['plan']['requests_per_minute']:,} per minute)",
+            ),
+            ("Prompt tokens", f"{usage['prompt_tokens'].used:,}"),
+            ("Completion tokens", f"{usage['completion_tokens'].used:,}"),
+            ("Bots", used_of(usage["bots"].used, usage["bots"].limit)),
+            ("Documents", used_of(usage["documents"].used, usage["documents"].limit)),
+            ("Storage", used_of(round(storage.used / MB), storage_limit, " MB")),
+            ("Conversations started", f"{usage['conversations'].used:,}"),
+            ("Leads captured", f"{usage['leads'].used:,}"),
         ]
         return format_html_join("", "<div><strong>{}</strong>: {}</div>", rows)

@@ -299,3 +299,61 @@ class LeadListSerializer(ListEnvelopeSerializer):
 
 class UnansweredListSerializer(ListEnvelopeSerializer):
     data = UnansweredQuestionSerializer(many=True)
+
+
+# --- usage -------------------------------------------------------------------------------------
+
+
+class UsageQuerySerializer(serializers.Serializer):
+    month = serializers.CharField(
+        required=False, help_text="The billing month (UTC calendar month) as `YYYY-MM`; default: this month."
+    )
+
+    def validate_month(self, value: str) -> date:
+        try:
+            month = datetime.strptime(value, "%Y-%m").date()
+        except ValueError:
+            raise ValidationError(
+                f"month must be a month as YYYY-MM (2026-03); got {value!r}.", code="invalid_month", param="month"
+            ) from None
+        if month > timezone.now().date():
+            raise ValidationError("month must not be in the future.", code="invalid_month", param="month")
+        return month
+
+
+class AllowanceSerializer(serializers.Serializer):
+    used = serializers.IntegerField()
+    limit = serializers.IntegerField(allow_null=True, help_text="The plan's limit; null: unlimited.")
+    remaining = serializers.IntegerField(allow_null=True, help_text="`limit - used`, never below 0; null: unlimited.")
+
+
+class UsagePlanSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="The plan's slug, e.g. `legend`.")
+    name = serializers.CharField()
+    requests_per_minute = serializers.IntegerField(help_text="The API rate limit (see `X-RateLimit-*`).")
+
+
+class UsageReportDaySerializer(serializers.Serializer):
+    date = serializers.DateField(help_text="A UTC day.")
+    messages = serializers.IntegerField()
+    api_requests = serializers.IntegerField()
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+
+
+class UsageReportSerializer(serializers.Serializer):
+    object = serializers.CharField(help_text="`analytics.usage`")
+    month = serializers.CharField(help_text="`YYYY-MM`")
+    start = serializers.DateTimeField(help_text="The month's first instant (UTC).")
+    end = serializers.DateTimeField(help_text="The next month's first instant: when the monthly quota resets.")
+    plan = UsagePlanSerializer()
+    messages = AllowanceSerializer(help_text="Customer messages charged this month (the monthly quota).")
+    api_requests = AllowanceSerializer(help_text="API requests answered this month (limited per minute only).")
+    prompt_tokens = AllowanceSerializer()
+    completion_tokens = AllowanceSerializer()
+    conversations = AllowanceSerializer(help_text="Conversations started in the month.")
+    leads = AllowanceSerializer(help_text="Leads captured in the month.")
+    bots = AllowanceSerializer(help_text="Bots now (not per month).")
+    documents = AllowanceSerializer(help_text="Documents now (not per month).")
+    storage_bytes = AllowanceSerializer(help_text="Bytes of stored documents now (the plan's MB × 1,048,576).")
+    daily = UsageReportDaySerializer(many=True, help_text="Each UTC day of the month up to today, zero-filled.")

@@ -7,4 +7,5 @@ urlpatterns = [
     path("analytics/conversations", views.ConversationSeriesView.as_view()),
     path("analytics/leads", views.LeadListView.as_view()),
     path("analytics/unanswered", views.UnansweredView.as_view()),
+    path("analytics/usage", views.UsageView.as_view()),
 ]

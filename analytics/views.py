@@ -3,7 +3,7 @@
 from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
@@ -20,7 +20,10 @@ from analytics.serializers import (
     UnansweredListSerializer,
     UnansweredQuerySerializer,
     UnansweredQuestionSerializer,
+    UsageQuerySerializer,
+    UsageReportSerializer,
 )
+from analytics.usage import tenant_usage_get
 from bothero.api.pagination import decode_cursor, encode_cursor, list_body, paginate_queryset
 from bothero.api.views import TenantAPIView
 from bothero.errors import ValidationError
@@ -169,3 +172,45 @@ class UnansweredView(AnalyticsView):
         next_cursor = encode_cursor(offset + len(questions)) if has_more else None
         data = UnansweredQuestionSerializer(questions, many=True).data
         return Response(list_body(data, has_more=has_more, next_cursor=next_cursor))
+
+
+USAGE_EXAMPLE = {
+    "object": "analytics.usage",
+    "month": "2026-11",
+    "start": "2026-11-01T00:00:00Z",
+    "end": "2026-12-01T00:00:00Z",
+    "plan": {"id": "legend", "name": "Legend", "requests_per_minute": 600},
+    "messages": {"used": 1234, "limit": 50000, "remaining": 48766},
+    "api_requests": {"used": 5210, "limit": None, "remaining": None},
+    "prompt_tokens": {"used": 182000, "limit": None, "remaining": None},
+    "completion_tokens": {"used": 35400, "limit": None, "remaining": None},
+    "conversations": {"used": 310, "limit": None, "remaining": None},
+    "leads": {"used": 12, "limit": None, "remaining": None},
+    "bots": {"used": 3, "limit": 20, "remaining": 17},
+    "documents": {"used": 48, "limit": 1000, "remaining": 952},
+    "storage_bytes": {"used": 7340032, "limit": 2097152000, "remaining": 2089811968},
+    "daily": [
+        {"date": "2026-11-01", "messages": 41, "api_requests": 180, "prompt_tokens": 6100, "completion_tokens": 1180},
+        {"date": "2026-11-02", "messages": 0, "api_requests": 0, "prompt_tokens": 0, "completion_tokens": 0},
+    ],
+}
+
+
+class UsageView(TenantAPIView):
+    """This billing month's (or `month`'s) usage against the plan: messages (the monthly quota), API requests,
+    prompt and completion tokens, conversations and leads of the month, and the bots, documents and storage
+    held now; each with the plan's limit and what is left (null: unlimited), plus a zero-filled daily series
+    (UTC days). The same figures as the staff admin's usage page."""
+
+    @extend_schema(
+        operation_id="analytics_usage",
+        summary="Usage this month against the plan's limits, with a daily series",
+        parameters=[UsageQuerySerializer],
+        responses={200: UsageReportSerializer},
+        examples=[OpenApiExample("This month", value=USAGE_EXAMPLE, response_only=True)],
+    )
+    def get(self, request):
+        query = UsageQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        usage = tenant_usage_get(tenant=self.tenant, month=query.validated_data.get("month"))
+        return Response(UsageReportSerializer(usage).data)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from django.db import connection
 from django.db.models import Model
 
-from accounts.services import usage_increment_sql
+from accounts.services import usage_increment_ctes
 from bothero.ids import new_public_id
 from conversations.models import Conversation, Message
 from conversations.serializers import conversation_data, message_data
@@ -101,7 +101,7 @@ def user_message_insert(
     back (events included).
     """
     new = conversation.pk is None
-    ctes = [("usage", *usage_increment_sql(tenant_id=message.tenant_id, messages=1))]
+    ctes = usage_increment_ctes(tenant_id=message.tenant_id, messages=1)
     if new:
         ctes.append(("conversation", *_insert_sql(conversation)))
         ctes.append(("message", *_insert_sql(message, computed={"conversation_id": "(SELECT id FROM conversation)"})))
@@ -135,14 +135,13 @@ def assistant_message_insert(*, message: Message, conversation: Conversation) ->
     ctes = [("message", *_insert_sql(message))]
     conversation.last_message_at = conversation.updated_at = message.created_at
     ctes.append(("conversation", *_conversation_update_sql(conversation, {})))
-    usage_sql, usage_params = usage_increment_sql(
+    ctes += usage_increment_ctes(
         tenant_id=message.tenant_id,
         # A question the model failed to answer at all gives its message back to the monthly quota.
         messages=-1 if message.status == Message.Status.FAILED else 0,
         prompt_tokens=message.prompt_tokens,
         completion_tokens=message.completion_tokens,
     )
-    ctes.append(("usage", usage_sql, usage_params))
     dispatches = _with_events(
         ctes, tenant_id=message.tenant_id, events=[("message.created", message_data(message))], now=message.created_at
     )
