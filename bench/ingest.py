@@ -1,7 +1,7 @@
 """Ingestion benchmark: `python bench/ingest.py [--chunks 300] [--repeats 3]`.
 
 Compares the throughput (chunks per second) of the whole ingestion of a Markdown
-document — `knowledge.services.document_ingest`: claim, read the stored file,
+document — `knowledge.services.ingestion.document_ingest`: claim, read the stored file,
 parse, chunk with the tokenizer, embed in batches with progress updates, write
 the chunks, the full-text statistics and the `ready` status in one transaction —
 with a bare onnxruntime loop that only embeds the same chunk texts (tokenizer →
@@ -115,6 +115,7 @@ def main() -> int:
             from knowledge.chunking import chunk_sections
             from knowledge.conf import configured_embedder
             from knowledge.models import Document
+            from knowledge.services import ingestion
 
             embedder = configured_embedder()
             threads = embedder._session.get_session_options().intra_op_num_threads
@@ -177,11 +178,11 @@ def main() -> int:
 
                 return wrapper
 
-            services._parse = timed("parse", services._parse)
-            services.chunk_sections = timed("chunk", services.chunk_sections)
-            services._embed_chunks = timed("embed (with progress updates)", services._embed_chunks)
-            services._document_finish = timed(
-                "write chunks + stats + ready (one transaction)", services._document_finish
+            ingestion._parse = timed("parse", ingestion._parse)
+            ingestion.chunk_sections = timed("chunk", ingestion.chunk_sections)
+            ingestion._embed_chunks = timed("embed (with progress updates)", ingestion._embed_chunks)
+            ingestion._document_finish = timed(
+                "write chunks + stats + ready (one transaction)", ingestion._document_finish
             )
 
             pipeline_s, bare_s = [], []

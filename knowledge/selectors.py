@@ -29,8 +29,9 @@ from django.db import connection
 from numpy import ndarray
 
 from bothero.errors import NotFoundError, ValidationError
+from knowledge import sql
 from knowledge.conf import configured_embedder
-from knowledge.models import FULLTEXT_CONFIG, Document
+from knowledge.models import Document
 
 # A query's embedding, or a callable giving it (e.g. `Future.result`).
 QueryVector = ndarray | Callable[[], ndarray]
@@ -79,72 +80,6 @@ def document_get(*, tenant, public_id: str) -> Document:
 # --------------------------------------------------------------------------
 # Retrieval
 # --------------------------------------------------------------------------
-
-# Nearest chunks of one bot by cosine distance, ranked 1..n, through the HNSW index (approximate).
-_VECTOR_HITS = """
-    SELECT id, row_number() OVER (ORDER BY distance, id) AS rank
-    FROM (
-        SELECT id, embedding <=> %(vector)s::vector AS distance
-        FROM knowledge_chunk
-        WHERE bot_id = %(bot_id)s
-        ORDER BY embedding <=> %(vector)s::vector
-        LIMIT %(candidates)s
-    ) AS nearest
-"""
-
-# The same ranking, exact: every chunk of the bot (found through the index on bot_id) is
-# compared. `OFFSET 0` keeps the subquery from being flattened, so the planner cannot turn
-# the ORDER BY into an HNSW index scan, which would be approximate (and, for a bot holding
-# a small share of the index, slower than the scan).
-_EXACT_VECTOR_HITS = """
-    SELECT id, row_number() OVER (ORDER BY distance, id) AS rank
-    FROM (
-        SELECT id, distance FROM (
-            SELECT id, embedding <=> %(vector)s::vector AS distance
-            FROM knowledge_chunk
-            WHERE bot_id = %(bot_id)s
-            OFFSET 0
-        ) AS bot_chunks
-        ORDER BY distance, id
-        LIMIT %(candidates)s
-    ) AS nearest
-"""
-
-# Chunks of one bot matching enough of the query's weight, ranked 1..n (see `_lexical_plan`).
-_TEXT_HITS = """
-    SELECT id, row_number() OVER (
-        ORDER BY text_score DESC, ts_rank_cd(search_vector, %(text_candidates)s::tsquery) DESC, id
-    ) AS rank
-    FROM (
-        SELECT id, search_vector, text_score FROM (
-            SELECT id, search_vector, ({score}) AS text_score
-            FROM knowledge_chunk
-            WHERE bot_id = %(bot_id)s AND search_vector @@ %(text_candidates)s::tsquery
-            LIMIT %(text_scan_limit)s
-        ) AS matching
-        WHERE text_score >= %(text_min_score)s
-        ORDER BY text_score DESC
-        LIMIT %(candidates)s
-    ) AS matched
-"""
-
-_PASSAGES = """
-    SELECT c.id, c.public_id, d.public_id, d.title, c.text, c.position, c.heading, c.page,
-           1 - (c.embedding <=> %(vector)s::vector) AS similarity, f.fused
-    FROM ({ranking}) AS f
-    JOIN knowledge_chunk c ON c.id = f.id
-    JOIN knowledge_document d ON d.id = c.document_id
-    WHERE c.tenant_id = %(tenant_id)s AND d.status = 'ready'
-    ORDER BY f.fused DESC, similarity DESC, c.id
-"""
-
-# The query's lexemes (parsed like the chunks' text) with their document frequency in
-# the bot; the empty lexeme brings the bot's total chunk count.
-_QUERY_LEXEMES = f"""
-    SELECT q.lexeme, coalesce(s.chunk_count, 0)
-    FROM unnest(array_append(tsvector_to_array(to_tsvector('{FULLTEXT_CONFIG}', %(query)s)), '')) AS q(lexeme)
-    LEFT JOIN knowledge_lexemestat s ON s.bot_id = %(bot_id)s AND s.lexeme = q.lexeme
-"""
 
 # A full-text hit must match at least this share of the query's IDF weight: a chunk
 # sharing only a common word ("widget" in a widget shop) is not a hit.
@@ -273,7 +208,7 @@ def search_ranked(
         fused = (
             f"SELECT id, sum(1.0 / ({RRF_K} + rank)) AS fused FROM ({' UNION ALL '.join(rankings)}) AS r GROUP BY id"
         )
-        cursor.execute(_PASSAGES.format(ranking=fused), params)
+        cursor.execute(sql.PASSAGES.format(ranking=fused), params)
         rows = cursor.fetchall()
     passages = []
     for _pk, chunk_id, document_id, title, text, position, heading, page, similarity, _fused in rows:
@@ -349,15 +284,15 @@ def _bot_chunk_count(cursor, *, bot) -> int:
 def _vector_hits_sql(cursor, bot_chunks: int, params: dict) -> str:
     """The vector ranker's SQL: exact for a bot up to the threshold, else HNSW (configured on this connection)."""
     if vector_search_is_exact(bot_chunks):
-        return _EXACT_VECTOR_HITS
+        return sql.EXACT_VECTOR_HITS
     _hnsw_configure(cursor, ef_search=max(settings.KNOWLEDGE_HNSW_EF_SEARCH, params["candidates"]))
-    return _VECTOR_HITS
+    return sql.VECTOR_HITS
 
 
 def _text_hits_sql(cursor, *, bot, query: str, params: dict) -> tuple[str | None, int]:
     """Plan the full-text ranker for this query; adds its parameters and returns its SQL (None: no hit
     possible) and the bot's chunk count, which the same statement reads."""
-    cursor.execute(_QUERY_LEXEMES, {"query": query, "bot_id": bot.pk})
+    cursor.execute(sql.QUERY_LEXEMES, {"query": query, "bot_id": bot.pk})
     frequencies = dict(cursor.fetchall())
     total = frequencies.pop("", 0)
     plan = lexical_plan(frequencies, total) if total else None
@@ -373,7 +308,7 @@ def _text_hits_sql(cursor, *, bot, query: str, params: dict) -> tuple[str | None
     params["text_candidates"] = " | ".join(_tsquery_term(lexeme) for lexeme in plan.candidate_terms)
     params["text_min_score"] = plan.min_score - 1e-9
     params["text_scan_limit"] = TEXT_CANDIDATE_BUDGET
-    return _TEXT_HITS.format(score=" + ".join(score_terms)), total
+    return sql.TEXT_HITS.format(score=" + ".join(score_terms)), total
 
 
 def make_snippet(text: str, limit: int = SNIPPET_CHARS) -> str:

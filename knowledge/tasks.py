@@ -15,15 +15,9 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from knowledge import services
+from knowledge.queueing import INGEST_DOCUMENT, INGESTION_QUEUE
 
 logger = logging.getLogger(__name__)
-
-INGESTION_QUEUE = "ingestion"
-
-
-def ingest_document_later(document_id: int) -> None:
-    """Send the ingestion of this document to the `ingestion` queue (call it from `transaction.on_commit`)."""
-    ingest_document.apply_async((document_id,), queue=INGESTION_QUEUE)
 
 
 def retry_countdown(retries: int) -> float:
@@ -33,7 +27,7 @@ def retry_countdown(retries: int) -> float:
 
 @shared_task(
     bind=True,
-    name="knowledge.ingest_document",
+    name=INGEST_DOCUMENT,
     acks_late=True,
     reject_on_worker_lost=True,
     time_limit=settings.KNOWLEDGE_INGEST_TIME_LIMIT_SECONDS,

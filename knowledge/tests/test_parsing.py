@@ -100,7 +100,7 @@ def test_it_reports_a_pdf_without_text_as_empty():
 
 
 def test_it_refuses_a_pdf_with_too_many_pages(monkeypatch):
-    monkeypatch.setattr(parsing, "MAX_PDF_PAGES", 1)
+    monkeypatch.setattr(parsing.pdf, "MAX_PDF_PAGES", 1)
 
     error = parse_error(samples.pdf_two_pages())
 
@@ -278,7 +278,7 @@ def test_it_reports_an_empty_file_as_empty(data):
 
 
 def test_it_refuses_a_document_with_too_much_text(monkeypatch):
-    monkeypatch.setattr(parsing, "MAX_TEXT_CHARS", 100)
+    monkeypatch.setattr(parsing.base, "MAX_TEXT_CHARS", 100)
 
     assert parse_error(b"word " * 100).code == "document_too_large"
 

@@ -1,0 +1,40 @@
+"""Knowledge base writes: documents in (`documents`), ingestion (parse → chunk → embed → index, `ingestion`).
+
+Callers use `from knowledge import services`; the two modules hold the code.
+"""
+
+from knowledge.services.documents import (
+    chunks_delete,
+    document_create_from_file,
+    document_create_from_text,
+    document_create_from_url,
+    document_delete,
+    document_reindex,
+    documents_requeue_stale,
+    lexeme_stats_change,
+)
+from knowledge.services.ingestion import (
+    ClaimLost,
+    IngestionError,
+    document_fail,
+    document_ingest,
+    document_release,
+    embedding_input,
+)
+
+__all__ = [
+    "ClaimLost",
+    "IngestionError",
+    "chunks_delete",
+    "document_create_from_file",
+    "document_create_from_text",
+    "document_create_from_url",
+    "document_delete",
+    "document_fail",
+    "document_ingest",
+    "document_reindex",
+    "document_release",
+    "documents_requeue_stale",
+    "embedding_input",
+    "lexeme_stats_change",
+]

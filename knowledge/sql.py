@@ -1,0 +1,82 @@
+"""The knowledge base's hand-written SQL: retrieval (hybrid search) and the full-text statistics."""
+
+from knowledge.models import FULLTEXT_CONFIG
+
+# Adds (or removes) the document's chunks to the bot's document frequencies. Rows are
+# written in lexeme order, so concurrent writers for one bot lock them in the same order.
+LEXEME_STATS_CHANGE = """
+    INSERT INTO knowledge_lexemestat (bot_id, lexeme, chunk_count)
+    SELECT %(bot_id)s, lexeme, chunk_count FROM (
+        SELECT word AS lexeme, %(sign)s * ndoc AS chunk_count FROM ts_stat(%(chunks_query)s)
+        UNION ALL
+        SELECT '', %(sign)s * %(total)s
+    ) AS counts
+    ORDER BY lexeme
+    ON CONFLICT (bot_id, lexeme) DO UPDATE SET chunk_count = knowledge_lexemestat.chunk_count + EXCLUDED.chunk_count
+"""
+
+# Nearest chunks of one bot by cosine distance, ranked 1..n, through the HNSW index (approximate).
+VECTOR_HITS = """
+    SELECT id, row_number() OVER (ORDER BY distance, id) AS rank
+    FROM (
+        SELECT id, embedding <=> %(vector)s::vector AS distance
+        FROM knowledge_chunk
+        WHERE bot_id = %(bot_id)s
+        ORDER BY embedding <=> %(vector)s::vector
+        LIMIT %(candidates)s
+    ) AS nearest
+"""
+
+# The same ranking, exact: every chunk of the bot (found through the index on bot_id) is
+# compared. `OFFSET 0` keeps the subquery from being flattened, so the planner cannot turn
+# the ORDER BY into an HNSW index scan, which would be approximate (and, for a bot holding
+# a small share of the index, slower than the scan).
+EXACT_VECTOR_HITS = """
+    SELECT id, row_number() OVER (ORDER BY distance, id) AS rank
+    FROM (
+        SELECT id, distance FROM (
+            SELECT id, embedding <=> %(vector)s::vector AS distance
+            FROM knowledge_chunk
+            WHERE bot_id = %(bot_id)s
+            OFFSET 0
+        ) AS bot_chunks
+        ORDER BY distance, id
+        LIMIT %(candidates)s
+    ) AS nearest
+"""
+
+# Chunks of one bot matching enough of the query's weight, ranked 1..n (see `knowledge.selectors.lexical_plan`).
+TEXT_HITS = """
+    SELECT id, row_number() OVER (
+        ORDER BY text_score DESC, ts_rank_cd(search_vector, %(text_candidates)s::tsquery) DESC, id
+    ) AS rank
+    FROM (
+        SELECT id, search_vector, text_score FROM (
+            SELECT id, search_vector, ({score}) AS text_score
+            FROM knowledge_chunk
+            WHERE bot_id = %(bot_id)s AND search_vector @@ %(text_candidates)s::tsquery
+            LIMIT %(text_scan_limit)s
+        ) AS matching
+        WHERE text_score >= %(text_min_score)s
+        ORDER BY text_score DESC
+        LIMIT %(candidates)s
+    ) AS matched
+"""
+
+PASSAGES = """
+    SELECT c.id, c.public_id, d.public_id, d.title, c.text, c.position, c.heading, c.page,
+           1 - (c.embedding <=> %(vector)s::vector) AS similarity, f.fused
+    FROM ({ranking}) AS f
+    JOIN knowledge_chunk c ON c.id = f.id
+    JOIN knowledge_document d ON d.id = c.document_id
+    WHERE c.tenant_id = %(tenant_id)s AND d.status = 'ready'
+    ORDER BY f.fused DESC, similarity DESC, c.id
+"""
+
+# The query's lexemes (parsed like the chunks' text) with their document frequency in
+# the bot; the empty lexeme brings the bot's total chunk count.
+QUERY_LEXEMES = f"""
+    SELECT q.lexeme, coalesce(s.chunk_count, 0)
+    FROM unnest(array_append(tsvector_to_array(to_tsvector('{FULLTEXT_CONFIG}', %(query)s)), '')) AS q(lexeme)
+    LEFT JOIN knowledge_lexemestat s ON s.bot_id = %(bot_id)s AND s.lexeme = q.lexeme
+"""
