@@ -1,15 +1,10 @@
-"""Leads as CSV, streamed in keyset-paginated chunks, safe to open in a spreadsheet.
-
-Cells that a spreadsheet would run as a formula (starting with = + - @, a tab
-or a carriage return) get a leading single quote (OWASP's CSV-injection advice);
-commas, quotes and newlines are quoted by the csv module. The file starts with a
-UTF-8 byte-order mark so that Excel reads non-ASCII names correctly.
-"""
-
-import csv
+"""Leads as CSV, streamed in keyset-paginated chunks, safe to open in a spreadsheet (see bothero.api.csvcells)."""
 
 from asgiref.sync import sync_to_async
 from rest_framework.fields import DateTimeField
+
+from bothero.api import csvcells
+from bothero.api.csvcells import csv_line
 
 CSV_COLUMNS = [
     "id",
@@ -35,33 +30,11 @@ CSV_SOURCES = [
     "message__content",
 ]
 _timestamp = DateTimeField()
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-BYTE_ORDER_MARK = "\ufeff"
 CHUNK_SIZE = 500
 
 
-def csv_safe(value) -> str:
-    """A cell's text, with a leading quote when a spreadsheet would read it as a formula."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
-
-
-class _Line:
-    """A file-like object whose write returns its argument, so csv.writer yields lines instead of storing them."""
-
-    def write(self, text: str) -> str:
-        return text
-
-
-_writer = csv.writer(_Line())
-
-
-def csv_line(values) -> str:
-    return _writer.writerow([csv_safe(value) for value in values])
-
-
 def csv_header() -> str:
-    return BYTE_ORDER_MARK + _writer.writerow(CSV_COLUMNS)
+    return csvcells.csv_header(CSV_COLUMNS)
 
 
 def csv_chunk(leads, after_pk: int | None) -> tuple[str, int | None]:

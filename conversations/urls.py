@@ -1,6 +1,6 @@
 from django.urls import path
 
-from conversations import views
+from conversations import export_views, views
 
 conversations = views.ConversationViewSet.as_view({"get": "list"})
 conversation_detail = views.ConversationViewSet.as_view({"get": "retrieve", "delete": "destroy"})
@@ -12,6 +12,8 @@ urlpatterns = [
     path("models", views.ModelListView.as_view()),
     path("models/<str:id>", views.ModelDetailView.as_view()),
     path("conversations", conversations),
+    # Before conversations/<id>: "export" is not a conversation id.
+    path("conversations/export", export_views.ConversationExportView.as_view()),
     path("conversations/<str:id>", conversation_detail),
     path("conversations/<str:id>/messages", conversation_messages),
     path("conversations/<str:id>/messages/<str:message_id>/feedback", message_feedback),
