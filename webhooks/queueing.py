@@ -31,15 +31,26 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import redis
 from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 from kombu.exceptions import OperationalError
+
+from bothero.celery import app as celery_app
+from bothero.celery import task_by_name
+from webhooks.models import Delivery
 
 logger = logging.getLogger(__name__)
 
 QUEUE = "webhooks"
+# The tasks, found by name (`bothero.celery.task_by_name`): this module imports no task module back.
+DISPATCH_EVENTS = "webhooks.dispatch_events"
+SEND_DELIVERY = "webhooks.send_delivery"
 
 # Fail fast when the broker is unreachable: the sweep is the retry.
 PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
@@ -56,15 +67,9 @@ _clients: dict[tuple[int, str, bool], redis.Redis] = {}
 _clients_lock = threading.Lock()
 
 
-def _celery_app():
-    from bothero.celery import app
-
-    return app
-
-
 def _wake_client(*, blocking: bool = False) -> redis.Redis | None:
     """A Redis client on the broker (one per process), or None when the broker is not Redis."""
-    url = _celery_app().conf.broker_url or ""
+    url = celery_app.conf.broker_url or ""
     if urlsplit(url).scheme not in ("redis", "rediss"):
         return None
     key = (os.getpid(), url, blocking)
@@ -94,9 +99,8 @@ def _enqueue(task, *args) -> bool:
 
 def events_dispatch_wake() -> bool:
     """After an event committed: make sure a dispatcher is queued or running. False if the broker is down."""
-    from webhooks.tasks import dispatch_events
-
-    if _celery_app().conf.task_always_eager:
+    dispatch_events = task_by_name(DISPATCH_EVENTS)
+    if celery_app.conf.task_always_eager:
         return _enqueue(dispatch_events)
     client = _wake_client()
     if client is None:
@@ -120,8 +124,7 @@ def events_dispatch_wake() -> bool:
 
 def events_dispatch_hand_over() -> bool:
     """A dispatcher stopping with work left (its senders are busy, or it ran long): queue another one."""
-    from webhooks.tasks import dispatch_events
-
+    dispatch_events = task_by_name(DISPATCH_EVENTS)
     client = _wake_client()
     if client is not None:
         try:
@@ -180,9 +183,7 @@ def dispatcher_state_reset() -> None:
 
 
 def delivery_send_enqueue(*, delivery_id: int) -> bool:
-    from webhooks.tasks import send_delivery
-
-    return _enqueue(send_delivery, delivery_id)
+    return _enqueue(task_by_name(SEND_DELIVERY), delivery_id)
 
 
 def deliveries_send_enqueue(delivery_ids: list[int]) -> int:
@@ -197,6 +198,29 @@ def deliveries_send_enqueue(delivery_ids: list[int]) -> int:
 
 def endpoint_resume_enqueue(*, endpoint_id: int) -> int:
     """Queue the waiting deliveries of a re-enabled endpoint (a first batch; the sweep finds the rest)."""
-    from webhooks.delivery import deliveries_claim_for_queue
-
     return deliveries_send_enqueue(deliveries_claim_for_queue(endpoint_id=endpoint_id))
+
+
+def deliveries_claim_for_queue(*, endpoint_id: int | None = None, now: datetime | None = None) -> list[int]:
+    """Mark a batch of due deliveries of enabled endpoints as queued now and return their ids.
+
+    A delivery queued less than `WEBHOOK_REQUEUE_AFTER_SECONDS` ago is left
+    alone: its message is presumably still on the queue.
+    """
+    now = now or timezone.now()
+    requeue_before = now - timedelta(seconds=settings.WEBHOOK_REQUEUE_AFTER_SECONDS)
+    due = Delivery.objects.filter(
+        status=Delivery.Status.PENDING,
+        next_attempt_at__lte=now,
+        endpoint__enabled=True,
+    ).filter(Q(queued_at__isnull=True) | Q(queued_at__lt=requeue_before))
+    if endpoint_id is not None:
+        due = due.filter(endpoint_id=endpoint_id)
+    with transaction.atomic():
+        ids = list(
+            due.select_for_update(skip_locked=True, of=("self",))
+            .order_by("next_attempt_at")
+            .values_list("pk", flat=True)[: settings.WEBHOOK_SWEEP_BATCH_SIZE]
+        )
+        Delivery.objects.filter(pk__in=ids).update(queued_at=now)
+    return ids

@@ -1,6 +1,6 @@
 """Webhook services: the event outbox, endpoint management, test events and manual redelivery.
 
-Delivery itself (fan-out, sending, retries, the sweep) is in `webhooks.delivery`.
+Delivery itself is in `webhooks.dispatch` (fan-out), `webhooks.attempt` (one attempt, retries) and `webhooks.sweep`.
 """
 
 from datetime import timedelta

@@ -11,7 +11,11 @@ from celery.signals import worker_process_shutdown, worker_shutdown, worker_shut
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
-from webhooks import delivery, senders
+from webhooks import senders
+from webhooks.attempt import webhook_delivery_send
+from webhooks.dispatch import event_dispatch, events_dispatch_pending
+from webhooks.queueing import DISPATCH_EVENTS, SEND_DELIVERY
+from webhooks.sweep import webhook_sweep
 
 DB_RETRY = {
     "autoretry_for": (OperationalError, InterfaceError),
@@ -39,7 +43,7 @@ def _connection_dropped_on_error(task):
 
 @shared_task(
     bind=True,
-    name="webhooks.dispatch_events",
+    name=DISPATCH_EVENTS,
     acks_late=True,
     ignore_result=True,
     soft_time_limit=settings.WEBHOOK_DISPATCH_MAX_SECONDS + settings.WEBHOOK_DISPATCH_LINGER_SECONDS + 60,
@@ -48,7 +52,7 @@ def _connection_dropped_on_error(task):
 )
 def dispatch_events(self) -> None:
     with _connection_dropped_on_error(self):
-        delivery.events_dispatch_pending(in_background=not self.request.is_eager, stop=_worker_stopping.is_set)
+        events_dispatch_pending(in_background=not self.request.is_eager, stop=_worker_stopping.is_set)
 
 
 @shared_task(
@@ -63,12 +67,12 @@ def dispatch_events(self) -> None:
 def dispatch_event(self, event_id: int) -> None:
     """One event (no longer queued by the app; kept for messages queued before `dispatch_events`)."""
     with _connection_dropped_on_error(self):
-        delivery.event_dispatch(event_id=event_id)
+        event_dispatch(event_id=event_id)
 
 
 @shared_task(
     bind=True,
-    name="webhooks.send_delivery",
+    name=SEND_DELIVERY,
     acks_late=True,
     ignore_result=True,
     soft_time_limit=settings.WEBHOOK_TIMEOUT_SECONDS + 15,
@@ -77,7 +81,7 @@ def dispatch_event(self, event_id: int) -> None:
 )
 def send_delivery(self, delivery_id: int) -> None:
     with _connection_dropped_on_error(self):
-        delivery.webhook_delivery_send(delivery_id=delivery_id)
+        webhook_delivery_send(delivery_id=delivery_id)
 
 
 @shared_task(
@@ -91,7 +95,7 @@ def send_delivery(self, delivery_id: int) -> None:
 )
 def sweep(self) -> None:
     with _connection_dropped_on_error(self):
-        delivery.webhook_sweep(in_background=not self.request.is_eager)
+        webhook_sweep(in_background=not self.request.is_eager)
 
 
 _worker_stopping = threading.Event()

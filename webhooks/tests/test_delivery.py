@@ -13,15 +13,11 @@ from django.utils import timezone
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from bothero.celery import app as celery_app
-from webhooks.delivery import (
-    delivery_attempt_first,
-    event_dispatch,
-    events_dispatch,
-    webhook_delivery_send,
-    webhook_sweep,
-)
+from webhooks.attempt import delivery_attempt_first, webhook_delivery_send
+from webhooks.dispatch import event_dispatch, events_dispatch
 from webhooks.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 from webhooks.services import event_emit, webhook_endpoint_rotate_secret
+from webhooks.sweep import webhook_sweep
 from webhooks.tests.conftest import make_endpoint
 from webhooks.tests.receiver import Reply
 
@@ -497,7 +493,7 @@ def test_the_default_retry_schedule_is_the_documented_one():
 
 @pytest.mark.parametrize(("draw", "expected"), [("low", 300 * 0.8), ("high", 300 * 1.2)])
 def test_retry_delays_are_jittered_within_bounds(settings, monkeypatch, draw, expected):
-    from webhooks import delivery
+    from webhooks import attempt as delivery
     from webhooks.transport import PostResult
 
     settings.WEBHOOK_RETRY_SCHEDULE = [5, 300]
@@ -635,7 +631,7 @@ def test_the_dispatcher_in_a_worker_sends_every_batch_on_its_sender_threads_then
 ):
     from conftest import make_actor
     from webhooks import senders
-    from webhooks.delivery import events_dispatch_pending
+    from webhooks.dispatch import events_dispatch_pending
 
     settings.ALLOW_PRIVATE_URLS = True
     settings.WEBHOOK_DISPATCH_BATCH_SIZE = 2
