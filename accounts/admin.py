@@ -17,6 +17,7 @@ from django.urls import reverse
 
 from accounts import services
 from accounts.models import ApiKey, Membership, Plan, Tenant, UsageCounter
+from accounts.origins import InvalidOrigin, allowed_origin_normalise
 
 User = get_user_model()
 
@@ -70,7 +71,16 @@ class ApiKeyInline(admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
-    fields = ("name", "public_id", "display_prefix", "require_signature", "last_used_at", "expires_at", "revoked_at")
+    fields = (
+        "name",
+        "public_id",
+        "key_type",
+        "display_prefix",
+        "require_signature",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
@@ -200,12 +210,78 @@ class ApiKeyStatusFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ApiKeyForm(forms.ModelForm):
+    """The add form: publishable keys get their origins checked like the API's, one per line."""
+
+    allowed_origins = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text="Publishable keys: one origin per line, such as https://www.acme.example or https://*.acme.example.",
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = (
+            "tenant",
+            "name",
+            "key_type",
+            "require_signature",
+            "expires_at",
+            "bots",
+            "allowed_origins",
+            "identity_verification",
+            "visitor_requests_per_minute",
+            "address_requests_per_minute",
+            "max_message_chars",
+        )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Left out, they take the model's defaults (a secret key, no identity verification).
+        for name in ("key_type", "identity_verification"):
+            if name in self.fields:
+                self.fields[name].required = False
+
+    def clean_key_type(self):
+        return self.cleaned_data.get("key_type") or ApiKey.Type.SECRET
+
+    def clean_identity_verification(self):
+        return self.cleaned_data.get("identity_verification") or ApiKey.IdentityVerification.OFF
+
+    def clean_allowed_origins(self):
+        value = self.cleaned_data.get("allowed_origins") or ""
+        if isinstance(value, list):
+            return value
+        try:
+            return [allowed_origin_normalise(line) for line in value.splitlines() if line.strip()]
+        except InvalidOrigin as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def clean(self):
+        """The service's rules, as form errors: a publishable key needs the tenant's bots and origins."""
+        data = super().clean()
+        if self.instance.pk is not None or data.get("key_type") != ApiKey.Type.PUBLISHABLE:
+            return data
+        tenant = data.get("tenant")
+        if not data.get("bots"):
+            self.add_error("bots", "A publishable key needs the bots it may chat with.")
+        elif tenant is not None and any(bot.tenant_id != tenant.pk for bot in data["bots"]):
+            self.add_error("bots", "Every bot must belong to the key's tenant.")
+        if not data.get("allowed_origins"):
+            self.add_error("allowed_origins", "A publishable key needs the websites it may be used from.")
+        if data.get("require_signature"):
+            self.add_error("require_signature", "Browsers cannot sign requests: not for a publishable key.")
+        return data
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
+    form = ApiKeyForm
     list_display = (
         "name",
         "public_id",
         "tenant",
+        "key_type",
         "display_prefix",
         "require_signature",
         "created_at",
@@ -213,19 +289,29 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "expires_at",
         "revoked_at",
     )
-    list_filter = (ApiKeyStatusFilter, "require_signature")
+    list_filter = (ApiKeyStatusFilter, "key_type", "require_signature")
     search_fields = ("name", "public_id", "display_prefix", "tenant__name", "tenant__public_id")
     list_select_related = ("tenant",)
     autocomplete_fields = ("tenant",)
+    filter_horizontal = ("bots",)
     actions = ("revoke",)
 
     def get_fields(self, request, obj=None):
+        publishable = [
+            "bots",
+            "allowed_origins",
+            "identity_verification",
+            "visitor_requests_per_minute",
+            "address_requests_per_minute",
+            "max_message_chars",
+        ]
         if obj is None:
-            return ["tenant", "name", "require_signature", "expires_at"]
-        return [
+            return ["tenant", "name", "key_type", "require_signature", "expires_at", *publishable]
+        fields = [
             "name",
             "public_id",
             "tenant",
+            "key_type",
             "display_prefix",
             "require_signature",
             "created_by",
@@ -234,6 +320,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             "expires_at",
             "revoked_at",
         ]
+        return fields + publishable if obj.is_publishable else fields
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
@@ -247,14 +334,38 @@ class ApiKeyAdmin(admin.ModelAdmin):
         created = services.api_key_create(
             tenant=obj.tenant,
             name=obj.name,
+            key_type=obj.key_type,
             require_signature=obj.require_signature,
             expires_at=obj.expires_at,
             created_by=request.user,
+            **self._publishable_options(obj, form),
         )
         for field in ApiKey._meta.concrete_fields:
             setattr(obj, field.attname, getattr(created.api_key, field.attname))
         # Kept on the request only, for response_add: never in the session, a message cookie or the database.
         request._created_api_key = created
+
+    @staticmethod
+    def _publishable_options(obj, form) -> dict:
+        if not obj.is_publishable:
+            return {}  # a secret key's form may hold publishable settings: they do not apply
+        limits = {
+            name: form.cleaned_data.get(name)
+            for name in ("visitor_requests_per_minute", "address_requests_per_minute", "max_message_chars")
+            if form.cleaned_data.get(name) is not None
+        }
+        return {
+            "bot_ids": [bot.public_id for bot in form.cleaned_data.get("bots") or []],
+            "allowed_origins": form.cleaned_data.get("allowed_origins") or [],
+            "identity_verification": obj.identity_verification,
+            "limits": limits,
+        }
+
+    def save_related(self, request, form, formsets, change):
+        # The service set a new key's bots; an existing key's are read-only here.
+        if not change:
+            return
+        super().save_related(request, form, formsets, change)
 
     def response_add(self, request, obj, post_url_continue=None):
         created = getattr(request, "_created_api_key", None)
@@ -270,6 +381,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 "api_key": obj,
                 "key": created.key,
                 "signing_secret": created.signing_secret,
+                "identity_secret": created.identity_secret,
                 "changelist_url": reverse("admin:accounts_apikey_changelist"),
                 "change_url": reverse("admin:accounts_apikey_change", args=[obj.pk]),
             },

@@ -4,6 +4,8 @@ import hashlib
 import hmac
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.utils import timezone
 from knox.models import AbstractAuthToken
@@ -64,11 +66,27 @@ class Membership(models.Model):
 
 
 class ApiKey(models.Model):
-    """An API key. Only its SHA-256 and a display prefix are stored; the key is shown once."""
+    """An API key. Only its SHA-256 and a display prefix are stored; the key is shown once.
+
+    A secret key (`bh_live_`) is for servers. A publishable key (`pk_live_`) is
+    made to be shipped to browsers: it may only chat with its `bots` (and what
+    the chat widget needs), from its `allowed_origins`, under per-visitor and
+    per-address limits (`bothero.api.publishable`).
+    """
+
+    class Type(models.TextChoices):
+        SECRET = "secret"
+        PUBLISHABLE = "publishable"
+
+    class IdentityVerification(models.TextChoices):
+        OFF = "off"
+        OPTIONAL = "optional"  # a user_id must come with its user_hash; anonymous visitors are welcome
+        REQUIRED = "required"  # every visitor must be a verified user
 
     public_id = PublicIdField(prefix="key")
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100)
+    key_type = models.CharField(max_length=16, choices=Type.choices, default=Type.SECRET)
     display_prefix = models.CharField(max_length=24)
     key_hash = models.CharField(max_length=64, unique=True)
     require_signature = models.BooleanField(default=False)
@@ -80,12 +98,32 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Publishable keys only.
+    bots = models.ManyToManyField("bots.Bot", blank=True, related_name="publishable_keys")
+    allowed_origins = ArrayField(models.CharField(max_length=255), default=list, blank=True)
+    identity_verification = models.CharField(
+        max_length=16, choices=IdentityVerification.choices, default=IdentityVerification.OFF
+    )
+    # Like signing_salt: the identity secret is derived from SECRET_KEY and this salt.
+    identity_salt = models.CharField(max_length=64, blank=True)
+    # Null: the deployment's default (WIDGET_* settings).
+    visitor_requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    address_requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    max_message_chars = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["tenant", "-id"])]
+        indexes = [
+            models.Index(fields=["tenant", "-id"]),
+            # "Does any live publishable key allow this origin?" (CORS preflights) is an array overlap.
+            GinIndex(fields=["allowed_origins"], name="apikey_allowed_origins_gin"),
+        ]
 
     def __str__(self):
         return f"{self.name} ({self.display_prefix}…)"
+
+    @property
+    def is_publishable(self) -> bool:
+        return self.key_type == self.Type.PUBLISHABLE
 
     @property
     def is_active(self) -> bool:
@@ -101,6 +139,21 @@ class ApiKey(models.Model):
             settings.SECRET_KEY.encode(), f"bhsig:{self.signing_salt}".encode(), hashlib.sha256
         ).hexdigest()
         return f"bhsig_{digest}"
+
+    @property
+    def identity_secret(self) -> str | None:
+        """The HMAC key a customer's server signs its users' ids with (`user_hash`), when verification is on."""
+        if self.identity_verification == self.IdentityVerification.OFF or not self.identity_salt:
+            return None
+        digest = hmac.new(
+            settings.SECRET_KEY.encode(), f"bhid:{self.identity_salt}".encode(), hashlib.sha256
+        ).hexdigest()
+        return f"bhid_{digest}"
+
+    def limit(self, name: str) -> int:
+        """This key's `visitor_requests_per_minute`, `address_requests_per_minute` or `max_message_chars`."""
+        value = getattr(self, name)
+        return value if value is not None else getattr(settings, f"WIDGET_{name.upper()}")
 
 
 class TokenFamily(models.Model):

@@ -1,8 +1,10 @@
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import ApiKey
-from bothero.api.serializers import StrictBooleanField, StrictCharField, StrictSerializer
+from accounts.origins import InvalidOrigin, allowed_origin_normalise
+from bothero.api.serializers import StrictBooleanField, StrictCharField, StrictIntegerField, StrictSerializer
 
 GRANT_TYPES = ("api_key", "password")
 
@@ -43,12 +45,66 @@ class TokenResponseSerializer(serializers.Serializer):
     refresh_token = serializers.CharField()
 
 
+class AllowedOriginField(StrictCharField):
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            return allowed_origin_normalise(value)
+        except InvalidOrigin as exc:
+            raise serializers.ValidationError(str(exc), code="invalid_origin") from None
+
+
+class PublishableKeyLimitsSerializer(StrictSerializer):
+    """A publishable key's abuse limits; an omitted (or null) limit is the deployment's default."""
+
+    visitor_requests_per_minute = StrictIntegerField(
+        min_value=1, max_value=10000, required=False, allow_null=True, help_text="Requests per minute per visitor."
+    )
+    address_requests_per_minute = StrictIntegerField(
+        min_value=1,
+        max_value=100000,
+        required=False,
+        allow_null=True,
+        help_text="Requests per minute per client IP address.",
+    )
+    max_message_chars = StrictIntegerField(
+        min_value=1, max_value=32000, required=False, allow_null=True, help_text="Longest message a visitor may send."
+    )
+
+
 class ApiKeyCreateSerializer(StrictSerializer):
     name = StrictCharField(max_length=100)
+    type = serializers.ChoiceField(
+        choices=ApiKey.Type.choices,
+        default=ApiKey.Type.SECRET,
+        source="key_type",
+        help_text="`secret` (`bh_live_`, for servers) or `publishable` (`pk_live_`, for the chat widget in browsers).",
+    )
     require_signature = StrictBooleanField(
         default=False, help_text="Requests with this key must be signed; the signing secret is shown once."
     )
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    bot_ids = serializers.ListField(
+        child=StrictCharField(max_length=40),
+        required=False,
+        max_length=100,
+        help_text="Publishable keys: the bots the key may chat with (required).",
+    )
+    allowed_origins = serializers.ListField(
+        child=AllowedOriginField(max_length=255),
+        required=False,
+        max_length=100,
+        help_text="Publishable keys: the websites it may be used from (required), such as "
+        "`https://www.acme.example`; `https://*.acme.example` for every subdomain. A bare `*` is refused.",
+    )
+    identity_verification = serializers.ChoiceField(
+        choices=ApiKey.IdentityVerification.choices,
+        required=False,
+        default=ApiKey.IdentityVerification.OFF,
+        help_text="Publishable keys: `optional` or `required` identity verification of your logged-in users "
+        "(`user_hash` = hex HMAC-SHA256(identity_secret, user_id)); the identity secret is shown once.",
+    )
+    limits = PublishableKeyLimitsSerializer(required=False)
 
     def validate_expires_at(self, value):
         if value is not None and value <= timezone.now():
@@ -56,11 +112,22 @@ class ApiKeyCreateSerializer(StrictSerializer):
         return value
 
 
+class PublishableKeyLimitsOutputSerializer(serializers.Serializer):
+    """The limits in force (the key's own or the deployment's default)."""
+
+    visitor_requests_per_minute = serializers.IntegerField()
+    address_requests_per_minute = serializers.IntegerField()
+    max_message_chars = serializers.IntegerField()
+
+
 class ApiKeySerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="public_id")
     object = serializers.SerializerMethodField()
+    type = serializers.ChoiceField(source="key_type", choices=ApiKey.Type.choices)
     prefix = serializers.CharField(source="display_prefix")
     revoked = serializers.SerializerMethodField()
+    bot_ids = serializers.SerializerMethodField(help_text="Publishable keys: the bots it may chat with.")
+    limits = serializers.SerializerMethodField()
 
     class Meta:
         model = ApiKey
@@ -68,8 +135,13 @@ class ApiKeySerializer(serializers.ModelSerializer):
             "id",
             "object",
             "name",
+            "type",
             "prefix",
             "require_signature",
+            "bot_ids",
+            "allowed_origins",
+            "identity_verification",
+            "limits",
             "created_at",
             "last_used_at",
             "expires_at",
@@ -83,9 +155,22 @@ class ApiKeySerializer(serializers.ModelSerializer):
     def get_revoked(self, obj) -> bool:
         return obj.revoked_at is not None
 
+    def get_bot_ids(self, obj) -> list[str]:
+        if not obj.is_publishable:
+            return []
+        return sorted(bot.public_id for bot in obj.bots.all())
+
+    @extend_schema_field(PublishableKeyLimitsOutputSerializer(allow_null=True))
+    def get_limits(self, obj):
+        if not obj.is_publishable:
+            return None
+        names = ("visitor_requests_per_minute", "address_requests_per_minute", "max_message_chars")
+        return {name: obj.limit(name) for name in names}
+
 
 class ApiKeyCreatedSerializer(ApiKeySerializer):
-    """A new key (`services.CreatedApiKey`): the key, and its signing secret, appear in this response only."""
+    """A new key (`services.CreatedApiKey`): the key, and its signing or identity secret, appear in this response
+    only."""
 
     key = serializers.CharField(read_only=True, help_text="The API key. Shown only in this response: store it now.")
     signing_secret = serializers.CharField(
@@ -94,12 +179,20 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
         help_text="With require_signature: the signing secret (`bhsig_...`), shown only in this response.",
     )
 
+    identity_secret = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text="With identity_verification: the secret (`bhid_...`) your server computes user_hash with, "
+        "shown only in this response. Never put it in a web page.",
+    )
+
     class Meta(ApiKeySerializer.Meta):
-        fields = [*ApiKeySerializer.Meta.fields, "key", "signing_secret"]
+        fields = [*ApiKeySerializer.Meta.fields, "key", "signing_secret", "identity_secret"]
 
     def to_representation(self, created):
         return {
             **super().to_representation(created.api_key),
             "key": created.key,
             "signing_secret": created.signing_secret,
+            "identity_secret": created.identity_secret,
         }

@@ -1,6 +1,7 @@
 """Writes and rules for tenants, members, API keys, tokens and usage."""
 
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,7 +11,14 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.keys import display_prefix, generate_api_key, generate_signing_salt, hash_api_key
+from accounts.keys import (
+    API_KEY_PREFIX,
+    PUBLISHABLE_KEY_PREFIX,
+    display_prefix,
+    generate_api_key,
+    generate_salt,
+    hash_api_key,
+)
 from accounts.models import (
     AccessToken,
     ApiKey,
@@ -24,7 +32,8 @@ from accounts.models import (
 )
 from bothero import ratelimit
 from bothero.api.authentication import authenticate_access_token, authenticate_api_key
-from bothero.errors import AuthenticationError, NotFoundError, PermissionDeniedError, RateLimitError
+from bothero.errors import AuthenticationError, NotFoundError, PermissionDeniedError, RateLimitError, ValidationError
+from bots.models import Bot
 
 REFRESH_TOKEN_PREFIX = "bhrt_"
 REFRESH_TOKEN_MAX_LENGTH = 200
@@ -88,29 +97,142 @@ def tenant_set_status(*, tenant: Tenant, status: str) -> Tenant:
 # --- API keys ----------------------------------------------------------------------
 
 
+def publishable_key_not_allowed() -> PermissionDeniedError:
+    return PermissionDeniedError(
+        "A publishable key (pk_live_) may only be used by the chat widget: reading its bots' public settings, "
+        "chatting, feedback and leads. Use a secret key (bh_live_) on your server for everything else.",
+        code="publishable_key_not_allowed",
+    )
+
+
 @dataclass
 class CreatedApiKey:
     api_key: ApiKey
     key: str
     signing_secret: str | None
+    identity_secret: str | None = None
 
 
+@transaction.atomic
 def api_key_create(
-    *, tenant: Tenant, name: str, require_signature: bool = False, expires_at: datetime | None = None, created_by=None
+    *,
+    tenant: Tenant,
+    name: str,
+    key_type: str = ApiKey.Type.SECRET,
+    require_signature: bool = False,
+    expires_at: datetime | None = None,
+    created_by=None,
+    bot_ids: list[str] | None = None,
+    allowed_origins: list[str] | None = None,
+    identity_verification: str = ApiKey.IdentityVerification.OFF,
+    limits: dict | None = None,
 ) -> CreatedApiKey:
-    """Create a key; the plaintext key (and signing secret) are returned here only."""
-    key = generate_api_key()
+    """Create a key; the plaintext key (and signing or identity secret) are returned here only.
+
+    A publishable key needs the tenant's bots it may chat with (another
+    tenant's bot id is `bot_not_found`) and the origins it may be used from
+    (canonical, see `accounts.origins`); it cannot require signatures, which
+    a browser could not compute without holding the secret.
+    """
+    publishable = key_type == ApiKey.Type.PUBLISHABLE
+    if not publishable:
+        given = [
+            name
+            for name, value in (
+                ("bot_ids", bot_ids),
+                ("allowed_origins", allowed_origins),
+                ("limits", limits),
+                ("identity_verification", identity_verification != ApiKey.IdentityVerification.OFF or None),
+            )
+            if value
+        ]
+        if given:
+            raise ValidationError(
+                f"{given[0]} is for publishable keys only (type 'publishable').",
+                code="publishable_key_option",
+                param=given[0],
+            )
+    else:
+        if require_signature:
+            raise ValidationError(
+                "A publishable key runs in browsers, which cannot sign requests: require_signature must be false.",
+                code="publishable_key_option",
+                param="require_signature",
+            )
+        if not bot_ids:
+            raise ValidationError("List the bots this key may chat with.", code="required", param="bot_ids")
+        if not allowed_origins:
+            raise ValidationError(
+                "List the websites (origins) this key may be used from.", code="required", param="allowed_origins"
+            )
+    bots = []
+    if publishable:
+        found = {bot.public_id: bot for bot in Bot.objects.filter(tenant=tenant, public_id__in=bot_ids)}
+        missing = [bot_id for bot_id in bot_ids if bot_id not in found]
+        if missing:
+            raise NotFoundError(f"No such bot: {missing[0]}.", code="bot_not_found", param="bot_ids")
+        bots = list(found.values())
+    key = generate_api_key(PUBLISHABLE_KEY_PREFIX if publishable else API_KEY_PREFIX)
+    limits = limits or {}
     api_key = ApiKey.objects.create(
         tenant=tenant,
         name=name,
+        key_type=key_type,
         display_prefix=display_prefix(key),
         key_hash=hash_api_key(key),
         require_signature=require_signature,
-        signing_salt=generate_signing_salt() if require_signature else "",
+        signing_salt=generate_salt() if require_signature else "",
         expires_at=expires_at,
         created_by=created_by,
+        allowed_origins=list(dict.fromkeys(allowed_origins or [])),
+        identity_verification=identity_verification,
+        identity_salt=generate_salt() if identity_verification != ApiKey.IdentityVerification.OFF else "",
+        visitor_requests_per_minute=limits.get("visitor_requests_per_minute"),
+        address_requests_per_minute=limits.get("address_requests_per_minute"),
+        max_message_chars=limits.get("max_message_chars"),
     )
-    return CreatedApiKey(api_key=api_key, key=key, signing_secret=api_key.signing_secret)
+    if bots:
+        api_key.bots.set(bots)
+    return CreatedApiKey(
+        api_key=api_key, key=key, signing_secret=api_key.signing_secret, identity_secret=api_key.identity_secret
+    )
+
+
+def user_hash_compute(*, identity_secret: str, user_id: str) -> str:
+    """What a customer's server sends beside a user's id: hex HMAC-SHA256(identity_secret, user_id)."""
+    return hmac.new(identity_secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
+
+
+def visitor_identity_verify(*, api_key: ApiKey, user_id: str, user_hash: str) -> str:
+    """The verified user id of a publishable key's visitor ("" for an anonymous visitor).
+
+    A user id must come with its correct hash (compared in constant time);
+    with verification `required`, anonymous visitors are refused; with it
+    `off`, a user id cannot be verified and is refused rather than trusted.
+    """
+    mode = api_key.identity_verification
+    if not user_id:
+        if mode == ApiKey.IdentityVerification.REQUIRED:
+            raise PermissionDeniedError(
+                "This chat is for signed-in users: the page must identify the visitor with a user_id and its "
+                "user_hash.",
+                code="identity_verification_required",
+            )
+        return ""
+    if mode == ApiKey.IdentityVerification.OFF:
+        raise PermissionDeniedError(
+            "A user_id was sent, but identity verification is off for this key, so it cannot be trusted. "
+            "Turn it on (identity_verification) or leave the user id out.",
+            code="identity_verification_off",
+        )
+    expected = user_hash_compute(identity_secret=api_key.identity_secret, user_id=user_id)
+    if not hmac.compare_digest(expected.encode(), user_hash.strip().lower().encode()):
+        raise PermissionDeniedError(
+            "The user_hash does not match the user_id: compute it on your server as hex "
+            "HMAC-SHA256(identity_secret, user_id).",
+            code="invalid_user_hash",
+        )
+    return user_id
 
 
 @transaction.atomic
@@ -242,6 +364,9 @@ def token_exchange(
     except AuthenticationError:
         _record_failure(client_address)
         raise
+    if key is not None and key.is_publishable:
+        # A token would carry none of the key's limits (bots, origins, visitors): a publishable key is used as is.
+        raise publishable_key_not_allowed()
     tenant_check_api_access(tenant=tenant)
     _count_against_rate_limit(tenant)
     with transaction.atomic():

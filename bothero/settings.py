@@ -45,10 +45,14 @@ INSTALLED_APPS = [
     "knowledge",
     "analytics",
     "webhooks",
+    "widget",
+    "corsheaders",
 ]
 
 MIDDLEWARE = [
     "bothero.middleware.RequestIdMiddleware",
+    # Before anything that may answer, so that errors (413, 404) to a widget's origin carry CORS headers too.
+    "corsheaders.middleware.CorsMiddleware",
     "bothero.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -169,8 +173,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [
         "bothero.api.permissions.IsTenantMember",
         "bothero.api.permissions.HasApiAccess",
+        "bothero.api.publishable.PublishableKeyPolicy",
     ],
-    "DEFAULT_THROTTLE_CLASSES": ["bothero.api.throttling.TenantRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "bothero.api.publishable.VisitorRateThrottle",
+        "bothero.api.throttling.TenantRateThrottle",
+    ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # JSON only; an upload view names MultiPartParser itself. Anything else → 415.
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
@@ -403,3 +411,36 @@ CELERY_BEAT_SCHEDULE["analytics-rollup"] = {
     "task": "analytics.rollup_due_tenants",
     "schedule": crontab(minute=ANALYTICS_ROLLUP_MINUTE),
 }
+
+# --- widget (publishable keys, /widget.js, the hosted chat page) ---
+# Defaults for a publishable key's own limits (each key may set its own): requests per minute per visitor
+# and per client address, and the longest message a visitor may send.
+WIDGET_VISITOR_REQUESTS_PER_MINUTE = env.int("WIDGET_VISITOR_REQUESTS_PER_MINUTE", default=20)
+WIDGET_ADDRESS_REQUESTS_PER_MINUTE = env.int("WIDGET_ADDRESS_REQUESTS_PER_MINUTE", default=60)
+WIDGET_MAX_MESSAGE_CHARS = env.int("WIDGET_MAX_MESSAGE_CHARS", default=1000)
+if min(WIDGET_VISITOR_REQUESTS_PER_MINUTE, WIDGET_ADDRESS_REQUESTS_PER_MINUTE, WIDGET_MAX_MESSAGE_CHARS) < 1:
+    raise ImproperlyConfigured(
+        "WIDGET_VISITOR_REQUESTS_PER_MINUTE, WIDGET_ADDRESS_REQUESTS_PER_MINUTE and WIDGET_MAX_MESSAGE_CHARS "
+        "must be at least 1."
+    )
+# CORS (django-cors-headers) only for the endpoints a publishable key may call, and only for origins some
+# live publishable key allows: bothero.api.publishable.cors_allows_request decides per request.
+# A pattern that matches no path: CORS is on only where the signal handler says so.
+CORS_URLS_REGEX = r"(?!)"
+CORS_ALLOW_HEADERS = ["authorization", "content-type", "x-bothero-visitor", "x-bothero-user-id", "x-bothero-user-hash"]
+CORS_ALLOW_METHODS = ["GET", "POST", "OPTIONS"]
+CORS_EXPOSE_HEADERS = [
+    "X-Request-Id",
+    "Retry-After",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "X-Quota-Reset",
+]
+CORS_PREFLIGHT_MAX_AGE = 600
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "ApiKeyTypeEnum": "accounts.models.ApiKey.Type",
+        "IdentityVerificationEnum": "accounts.models.ApiKey.IdentityVerification",
+    }
+)

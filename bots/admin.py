@@ -5,7 +5,7 @@ from django.contrib import admin
 
 from bots import services
 from bots.models import EDITABLE_FIELDS, Bot
-from bots.serializers import LeadCaptureSerializer, RetrievalSerializer
+from bots.serializers import LeadCaptureSerializer, RetrievalSerializer, WidgetSerializer
 
 
 def _validated(serializer_class, value):
@@ -27,6 +27,9 @@ class BotForm(forms.ModelForm):
 
     def clean_lead_capture(self):
         return _validated(LeadCaptureSerializer, self.cleaned_data["lead_capture"])
+
+    def clean_widget(self):
+        return _validated(WidgetSerializer, self.cleaned_data["widget"])
 
 
 @admin.register(Bot)

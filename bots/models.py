@@ -20,6 +20,7 @@ EDITABLE_FIELDS = (
     "fallback_message",
     "retrieval",
     "lead_capture",
+    "widget",
     "status",
 )
 
@@ -30,6 +31,11 @@ def default_retrieval():
 
 def default_lead_capture():
     return {"enabled": False, "fields": ["name", "email", "phone"]}
+
+
+def default_widget():
+    """How the web chat widget looks (`/widget.js`, the hosted chat page)."""
+    return {"color": "#2563eb", "position": "right", "launcher_text": "Chat with us"}
 
 
 class Bot(models.Model):
@@ -49,6 +55,7 @@ class Bot(models.Model):
     fallback_message = models.TextField(default=DEFAULT_FALLBACK, max_length=2000)
     retrieval = models.JSONField(default=default_retrieval)
     lead_capture = models.JSONField(default=default_lead_capture)
+    widget = models.JSONField(default=default_widget)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

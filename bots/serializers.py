@@ -1,3 +1,5 @@
+import re
+
 from rest_framework import serializers
 
 from bothero.api.serializers import (
@@ -10,6 +12,7 @@ from bothero.api.serializers import (
 from bots.models import DEFAULT_MODEL, EDITABLE_FIELDS, Bot
 
 LEAD_FIELDS = ("name", "email", "phone")
+HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
 class RetrievalSerializer(StrictSerializer):
@@ -29,6 +32,19 @@ class LeadCaptureSerializer(StrictSerializer):
         return value
 
 
+class WidgetSerializer(StrictSerializer):
+    """The web chat widget's look: accent colour, launcher corner and launcher text."""
+
+    color = StrictCharField(default="#2563eb", max_length=7, help_text="Accent colour, `#rrggbb`.")
+    position = serializers.ChoiceField(choices=["right", "left"], default="right", help_text="Bottom corner.")
+    launcher_text = StrictCharField(max_length=40, default="Chat with us", help_text="The launcher button's text.")
+
+    def validate_color(self, value):
+        if not HEX_COLOR.match(value):
+            raise serializers.ValidationError("A colour as #rrggbb, such as #2563eb.", code="invalid_color")
+        return value
+
+
 class BotInputSerializer(StrictSerializer):
     name = StrictCharField(max_length=100)
     description = StrictCharField(max_length=2000, required=False, allow_blank=True)
@@ -40,6 +56,7 @@ class BotInputSerializer(StrictSerializer):
     fallback_message = StrictCharField(max_length=2000, required=False)
     retrieval = RetrievalSerializer(required=False)
     lead_capture = LeadCaptureSerializer(required=False)
+    widget = WidgetSerializer(required=False)
     status = serializers.ChoiceField(choices=Bot.Status.choices, required=False)
 
 
@@ -48,6 +65,7 @@ class BotSerializer(serializers.ModelSerializer):
     object = serializers.SerializerMethodField()
     retrieval = RetrievalSerializer()
     lead_capture = LeadCaptureSerializer()
+    widget = WidgetSerializer()
 
     class Meta:
         model = Bot
@@ -55,6 +73,22 @@ class BotSerializer(serializers.ModelSerializer):
 
     def get_object(self, obj) -> str:
         return "bot"
+
+
+class BotPublicSerializer(serializers.ModelSerializer):
+    """What a visitor's browser may know of a bot: no instructions, model or retrieval settings."""
+
+    id = serializers.CharField(source="public_id")
+    object = serializers.SerializerMethodField()
+    lead_capture = LeadCaptureSerializer()
+    widget = WidgetSerializer()
+
+    class Meta:
+        model = Bot
+        fields = ["id", "object", "name", "welcome_message", "lead_capture", "widget", "status"]
+
+    def get_object(self, obj) -> str:
+        return "bot.public"
 
 
 class BotDeletedSerializer(serializers.Serializer):

@@ -5,7 +5,7 @@ from rest_framework.response import Response
 from bothero.api.views import TenantViewSet
 from bots import selectors, services
 from bots.models import Bot
-from bots.serializers import BotDeletedSerializer, BotInputSerializer, BotSerializer
+from bots.serializers import BotDeletedSerializer, BotInputSerializer, BotPublicSerializer, BotSerializer
 
 
 class BotViewSet(mixins.ListModelMixin, TenantViewSet):
@@ -15,9 +15,11 @@ class BotViewSet(mixins.ListModelMixin, TenantViewSet):
     queryset = Bot.objects.none()
     not_found_code = "bot_not_found"
     not_found_message = "No such bot."
+    # The chat widget reads its bot's public settings with a publishable key.
+    publishable_key_actions = {"public"}
 
     def safely_get_queryset(self, tenant):
-        return selectors.bot_list(tenant=tenant)
+        return selectors.bot_list(tenant=tenant, publishable_key=self.publishable_key)
 
     @extend_schema(operation_id="bots_list", summary="List bots")
     def list(self, request, *args, **kwargs):
@@ -43,11 +45,21 @@ class BotViewSet(mixins.ListModelMixin, TenantViewSet):
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         # Nested settings merge, so PATCH {"retrieval": {"top_k": 3}} keeps min_score.
-        for nested in ("retrieval", "lead_capture"):
+        for nested in ("retrieval", "lead_capture", "widget"):
             if nested in fields:
                 fields[nested] = {**getattr(bot, nested), **fields[nested]}
         bot = services.bot_update(bot=bot, **fields)
         return Response(BotSerializer(bot).data)
+
+    @extend_schema(
+        operation_id="bots_public_retrieve",
+        responses=BotPublicSerializer,
+        summary="Get a bot's public settings (what the chat widget shows)",
+        description="Name, welcome message, lead capture and widget settings; callable with a publishable key "
+        "for one of its bots.",
+    )
+    def public(self, request, id):
+        return Response(BotPublicSerializer(self.get_object()).data)
 
     @extend_schema(operation_id="bots_delete", responses={200: BotDeletedSerializer}, summary="Delete a bot")
     def destroy(self, request, id):

@@ -129,6 +129,39 @@ def test_creating_a_key_in_the_admin_shows_it_once_and_stores_only_its_hash(staf
     assert unsigned.json()["error"]["code"] == "signature_required"
 
 
+def test_a_publishable_key_is_created_in_the_admin_with_its_bots_and_origins(staff, alice, alice_bot, charlie):
+    form = {
+        "tenant": alice.tenant.pk,
+        "name": "Website",
+        "key_type": "publishable",
+        "bots": [alice_bot.pk],
+        "allowed_origins": "https://WWW.acme.example\nhttps://*.acme.example",
+        "identity_verification": "required",
+        "visitor_requests_per_minute": "5",
+    }
+    # Another tenant's bot, or a bare *, is a form error, not a key.
+    refused = staff.post("/admin/accounts/apikey/add/", {**form, "bots": [BotFactory(tenant=charlie.tenant).pk]})
+    assert refused.status_code == 200
+    assert "Every bot must belong to the key" in refused.content.decode()
+    refused = staff.post("/admin/accounts/apikey/add/", {**form, "allowed_origins": "*"})
+    assert "bare" in refused.content.decode()
+    assert not ApiKey.objects.filter(name="Website").exists()
+    response = staff.post("/admin/accounts/apikey/add/", form)
+    assert response.status_code == 200, response.content
+    page = response.content.decode()
+    key = re.search(r'id="api-key">(pk_live_\w+)<', page).group(1)
+    assert re.search(r'id="identity-secret">(bhid_\w+)<', page)
+    row = ApiKey.objects.get(name="Website")
+    assert row.key_type == "publishable"
+    assert list(row.bots.all()) == [alice_bot]
+    assert row.allowed_origins == ["https://www.acme.example", "https://*.acme.example"]
+    assert row.visitor_requests_per_minute == 5
+    assert row.key_hash == hashlib.sha256(key.encode()).hexdigest()
+    change_page = staff.get(f"/admin/accounts/apikey/{row.pk}/change/").content.decode()
+    assert "https://*.acme.example" in change_page
+    assert staff.get("/admin/accounts/apikey/?key_type__exact=publishable").status_code == 200
+
+
 def test_the_revoke_action_revokes_keys_and_their_tokens(staff, alice, tokens):
     session = tokens.exchange_key(alice.key).json()
     key_row = alice.tenant.api_keys.get()
@@ -182,12 +215,14 @@ def test_editing_and_deleting_a_bot_in_the_admin_goes_through_the_services(staff
         "fallback_message": "Sorry.",
         "retrieval": '{"top_k": 4, "min_score": 0.1}',
         "lead_capture": '{"enabled": false, "fields": ["email"]}',
+        "widget": '{"color": "#112233", "position": "left", "launcher_text": "Help"}',
         "status": "active",
     }
     response = staff.post(f"/admin/bots/bot/{bot.pk}/change/", form)
     assert response.status_code == 302, response.content
     bot.refresh_from_db()
     assert (bot.name, bot.retrieval["top_k"]) == ("New name", 4)
+    assert bot.widget == {"color": "#112233", "position": "left", "launcher_text": "Help"}
     assert Event.objects.get(tenant=alice.tenant, type="bot.updated").data["name"] == "New name"
 
     bad = staff.post(f"/admin/bots/bot/{bot.pk}/change/", {**form, "retrieval": '{"top_k": 0}'})

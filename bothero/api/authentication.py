@@ -1,4 +1,4 @@
-"""Bearer authentication: an API key (`bh_live_...`) or an access token (`bhat_...`).
+"""Bearer authentication: an API key (`bh_live_...` or publishable `pk_live_...`) or an access token (`bhat_...`).
 
 Access tokens are django-rest-knox tokens (`accounts.AccessToken`, stored as a
 SHA-512 digest). They are looked up here rather than through knox's
@@ -13,7 +13,7 @@ from django.utils import timezone
 from knox.crypto import hash_token
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
-from accounts.keys import API_KEY_PREFIX, hash_api_key, is_well_formed_api_key
+from accounts.keys import KEY_PREFIXES, hash_api_key, is_well_formed_api_key
 from accounts.models import AccessToken, ApiKey
 from bothero.api.principal import Principal
 from bothero.errors import WWW_AUTHENTICATE, AuthenticationError
@@ -81,7 +81,7 @@ def authenticate_access_token(raw_token: str) -> AccessToken:
 
 
 def principal_for_credential(credential: str) -> Principal:
-    if credential.startswith(API_KEY_PREFIX):
+    if credential.startswith(KEY_PREFIXES):
         api_key = authenticate_api_key(credential)
         return Principal(tenant=api_key.tenant, api_key=api_key)
     if credential.startswith(ACCESS_TOKEN_PREFIX):

@@ -9,6 +9,8 @@ class Principal:
     api_key: object = None
     user: object = None
     access_token: object = None
+    # A publishable key's visitor (`bothero.api.publishable.Visitor`), once the key's policy has run.
+    visitor: object = None
 
     is_authenticated = True
     is_anonymous = False

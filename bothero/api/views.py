@@ -56,6 +56,12 @@ class TenantMixin:
     def tenant(self):
         return self.request.user.tenant
 
+    @property
+    def publishable_key(self):
+        """The publishable key behind this request (it narrows what the view may show), or None."""
+        key = getattr(self.request.user, "api_key", None)
+        return key if key is not None and key.is_publishable else None
+
 
 class TenantAPIView(IdempotentPostMixin, TenantMixin, APIView):
     """A tenant-scoped endpoint that is not a collection of one model."""

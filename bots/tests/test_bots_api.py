@@ -22,6 +22,7 @@ BOT_FIELDS = {
     "fallback_message",
     "retrieval",
     "lead_capture",
+    "widget",
     "status",
     "created_at",
     "updated_at",
@@ -96,6 +97,23 @@ def test_patch_changes_only_what_is_sent_and_merges_nested_settings(alice, alice
     assert Event.objects.filter(type="bot.updated").last().data["lead_capture"]["enabled"] is True
 
 
+def test_the_widgets_look_is_set_with_patch_and_merges(alice, alice_bot):
+    url = f"/v1/bots/{alice_bot.public_id}"
+    assert alice.client.get(url).json()["widget"] == {
+        "color": "#2563eb",
+        "position": "right",
+        "launcher_text": "Chat with us",
+    }
+    response = alice.client.patch(url, {"widget": {"color": "#0F766E", "position": "left"}}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["widget"] == {"color": "#0F766E", "position": "left", "launcher_text": "Chat with us"}
+    body = alice.client.patch(url, {"widget": {"launcher_text": "Ask Acme"}}, format="json").json()
+    assert body["widget"] == {"color": "#0F766E", "position": "left", "launcher_text": "Ask Acme"}
+    assert Event.objects.filter(type="bot.updated").last().data["widget"]["launcher_text"] == "Ask Acme"
+    # What the widget reads (with any key of the tenant) follows.
+    assert alice.client.get(f"{url}/public").json()["widget"]["launcher_text"] == "Ask Acme"
+
+
 def test_a_patch_that_changes_nothing_emits_no_event(alice, alice_bot):
     response = alice.client.patch(f"/v1/bots/{alice_bot.public_id}", {"name": alice_bot.name}, format="json")
     assert response.status_code == 200
@@ -131,6 +149,10 @@ def test_delete_removes_the_bot_and_emits_bot_deleted(alice, alice_bot):
         ({"name": "x", "max_tokens": True}, "max_tokens", "invalid_request"),
         ({"name": "x", "lead_capture": {"enabled": 1}}, "lead_capture.enabled", "invalid_request"),
         ({"name": "x", "lead_capture": {"fields": ["email", "email"]}}, "lead_capture.fields", "invalid_duplicate"),
+        ({"name": "x", "widget": {"color": "red"}}, "widget.color", "invalid_color"),
+        ({"name": "x", "widget": {"position": "top"}}, "widget.position", "invalid_choice"),
+        ({"name": "x", "widget": {"launcher_text": "x" * 41}}, "widget.launcher_text", "invalid_max_length"),
+        ({"name": "x", "widget": {"font": "Comic Sans"}}, "widget.font", "unknown_parameter"),
         ({"name": "x", "id": "bot_mine"}, "id", "unknown_parameter"),
     ],
 )
