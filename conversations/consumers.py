@@ -18,13 +18,14 @@ import time
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from accounts.services import tenant_check_api_access
 from bothero import ratelimit
 from bothero.api.authentication import principal_for_credential
 from bothero.api.errors import error_body, exception_handler
 from bothero.errors import ApplicationError, AuthenticationError, PermissionDeniedError, RateLimitError
 from bothero.ids import random_base62
 from bothero.request_context import current_request_id
-from conversations import selectors, services
+from conversations import services
 from conversations.serializers import ChatRequestSerializer
 from conversations.streaming import reply_events
 
@@ -47,14 +48,7 @@ def _credential_from_headers(scope) -> str | None:
 def authenticate(credential: str):
     """The principal for an API key or access token, through the same checks as the REST API's plan gate."""
     principal = principal_for_credential(credential)
-    tenant = principal.tenant
-    if tenant.status != "active":
-        raise PermissionDeniedError("This account is suspended. Contact support.", code="tenant_suspended")
-    if not tenant.plan.api_access:
-        raise PermissionDeniedError(
-            f"The {tenant.plan.name} plan does not include API access. Upgrade to Legend or above.",
-            code="plan_upgrade_required",
-        )
+    tenant_check_api_access(tenant=principal.tenant)
     if principal.api_key is not None and principal.api_key.require_signature:
         raise PermissionDeniedError(
             "This API key requires signed requests, which a websocket cannot carry. Use another key.",
@@ -63,25 +57,13 @@ def authenticate(credential: str):
     return principal
 
 
-def prepare_chat(principal, params: dict, started_at: float):
-    """Rate limit, bot and conversation lookup, then step 1 of a reply (sync: database work)."""
+def prepare_chat(principal, arguments: dict, started_at: float):
+    """The rate limit, then the chat entry point, as for the REST API (sync: database work)."""
     tenant = principal.tenant
     limit = ratelimit.hit(f"tenant:{tenant.public_id}", limit=tenant.plan.requests_per_minute)
     if not limit.allowed:
         raise RateLimitError(f"Too many requests. Retry in {limit.reset_seconds} seconds.")
-    question_embedding = services.question_embedding_start(params["message"])
-    bot, conversation = selectors.chat_target_get(
-        tenant=tenant, bot_id=params["bot_id"], conversation_id=params.get("conversation_id")
-    )
-    return services.reply_prepare(
-        tenant=tenant,
-        bot=bot,
-        conversation=conversation,
-        user_message=params["message"],
-        metadata=params["metadata"],
-        started_at=started_at,
-        question_embedding=question_embedding,
-    )
+    return services.chat_reply_start(tenant=tenant, started_at=started_at, **arguments)
 
 
 class RealtimeConsumer(AsyncJsonWebsocketConsumer):
@@ -177,7 +159,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         try:
             data = ChatRequestSerializer(data={key: value for key, value in content.items() if key != "type"})
             data.is_valid(raise_exception=True)
-            prepared = await database_sync_to_async(prepare_chat)(self.principal, data.validated_data, started_at)
+            prepared = await database_sync_to_async(prepare_chat)(self.principal, data.chat_arguments(), started_at)
             async for event in reply_events(prepared, request_id=request_id):
                 if event.type != "heartbeat":
                     await self.send_json({"type": event.type, "data": event.data})

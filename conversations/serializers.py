@@ -340,6 +340,16 @@ class ChatRequestSerializer(serializers.Serializer):
     def validate_metadata(self, value: dict) -> dict:
         return validate_metadata(value)
 
+    def chat_arguments(self) -> dict:
+        """The validated request as `conversations.services.chat_reply_start`'s arguments."""
+        data = self.validated_data
+        return {
+            "bot_id": data["bot_id"],
+            "user_message": data["message"],
+            "conversation_id": data.get("conversation_id"),
+            "metadata": data["metadata"],
+        }
+
 
 @extend_schema_field(
     {
@@ -415,6 +425,32 @@ class OpenAIChatRequestSerializer(serializers.Serializer):
             raise serializers.ValidationError("The last user message is empty.")
         check_message_length(value[-1]["content"], "messages")
         return value
+
+    def chat_arguments(self) -> dict:
+        """The validated request as `conversations.services.chat_reply_start`'s arguments.
+
+        As with OpenAI the client sends the history: the last message is the
+        customer's, earlier `user`/`assistant` messages are the prompt's history,
+        and `system`/`developer` messages are added after the bot's instructions.
+        """
+        data = self.validated_data
+        *earlier, last = data["messages"]
+        return {
+            "bot_id": data["model"],
+            "bot_param": "model",
+            "user_message": last["content"],
+            "conversation_id": data.get("conversation_id"),
+            "metadata": data["metadata"],
+            "end_user_id": data.get("user", ""),
+            "client_history": [
+                {"role": m["role"], "content": m["content"]}
+                for m in earlier
+                if m["role"] in ("user", "assistant") and m.get("content")
+            ],
+            "extra_instructions": tuple(m["content"] for m in earlier if m["role"] in ("system", "developer")),
+            "temperature": data.get("temperature"),
+            "max_tokens": data.get("max_completion_tokens") or data.get("max_tokens"),
+        }
 
 
 class FeedbackInputSerializer(serializers.Serializer):

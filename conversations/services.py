@@ -1,9 +1,11 @@
 """The chat engine's writes: a reply (docs/architecture.md, "The hot paths"), leads, feedback, deletion.
 
-A reply runs in three steps so that nothing slow happens inside a database
-transaction and a streamed answer can share everything but the token loop:
+Every door (the native and OpenAI-shaped views, the realtime websocket) enters
+through `chat_reply_start`. A reply runs in three steps so that nothing slow
+happens inside a database transaction and a streamed answer can share
+everything but the token loop:
 
-1. `reply_prepare` — in one transaction: the monthly quota, the conversation
+1. `reply_prepare` (called by `chat_reply_start`) — in one transaction: the monthly quota, the conversation
    (new or continued), the customer's message, lead details found in it and
    their events; then, outside any transaction, retrieval and the prompt.
 2. the provider answers, in one piece (`reply_generate`) or token by token
@@ -421,10 +423,44 @@ def reply_generate(prepared: PreparedReply) -> Message:
     )
 
 
-def reply(*, tenant, bot: Bot, conversation: Conversation | None, user_message: str, **options) -> Message:
-    """Answer `user_message` in `conversation` (a new one when None) and return the assistant's message."""
-    prepared = reply_prepare(tenant=tenant, bot=bot, conversation=conversation, user_message=user_message, **options)
-    return reply_generate(prepared)
+def chat_reply_start(
+    *,
+    tenant,
+    bot_id: str,
+    user_message: str,
+    conversation_id: str | None = None,
+    metadata: dict | None = None,
+    client_history: list[dict] | None = None,
+    bot_param: str = "bot_id",
+    started_at: float | None = None,
+    **options,
+) -> PreparedReply:
+    """The one entry point of a customer's message, whichever door it came through.
+
+    The native and OpenAI-shaped views and the realtime websocket call this and
+    only translate shapes: it starts embedding the question at once, finds the
+    bot and conversation (another tenant's → 404; `bot_param` names the field
+    in the error), then does step 1 of the reply (`reply_prepare`); the caller
+    generates or streams the answer from what it returns. `client_history`
+    (OpenAI's clients send the history) replaces the stored history when it
+    holds messages or the conversation is new; `options` go to `reply_prepare`.
+    """
+    question_embedding = question_embedding_start(user_message)
+    bot, conversation = selectors.chat_target_get(
+        tenant=tenant, bot_id=bot_id, conversation_id=conversation_id, bot_param=bot_param
+    )
+    history = client_history if client_history is not None and (client_history or conversation is None) else None
+    return reply_prepare(
+        tenant=tenant,
+        bot=bot,
+        conversation=conversation,
+        user_message=user_message,
+        metadata=metadata,
+        history=history,
+        started_at=started_at,
+        question_embedding=question_embedding,
+        **options,
+    )
 
 
 # --- conversations and feedback -----------------------------------------------------------

@@ -128,21 +128,8 @@ class ChatCompletionsView(TenantAPIView):
     def _native_shape(self, request):
         data = ChatRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        params = data.validated_data
-        question_embedding = services.question_embedding_start(params["message"])
-        bot, conversation = selectors.chat_target_get(
-            tenant=self.tenant, bot_id=params["bot_id"], conversation_id=params.get("conversation_id")
-        )
-        prepared = services.reply_prepare(
-            tenant=self.tenant,
-            bot=bot,
-            conversation=conversation,
-            user_message=params["message"],
-            metadata=params["metadata"],
-            started_at=self.started_at,
-            question_embedding=question_embedding,
-        )
-        if params["stream"]:
+        prepared = services.chat_reply_start(tenant=self.tenant, started_at=self.started_at, **data.chat_arguments())
+        if data.validated_data["stream"]:
             request_id = request._request.request_id
             return _stream_response(lambda: streaming.native_sse(prepared, request_id=request_id), request)
         message = services.reply_generate(prepared)
@@ -152,46 +139,19 @@ class ChatCompletionsView(TenantAPIView):
         data = OpenAIChatRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         params = data.validated_data
-        *earlier, last = params["messages"]
-        question_embedding = services.question_embedding_start(last["content"])
-        bot, conversation = selectors.chat_target_get(
-            tenant=self.tenant,
-            bot_id=params["model"],
-            conversation_id=params.get("conversation_id"),
-            bot_param="model",
-        )
-        extra_instructions = tuple(m["content"] for m in earlier if m["role"] in ("system", "developer"))
-        history = [
-            {"role": m["role"], "content": m["content"]}
-            for m in earlier
-            if m["role"] in ("user", "assistant") and m.get("content")
-        ]
-        prepared = services.reply_prepare(
-            tenant=self.tenant,
-            bot=bot,
-            conversation=conversation,
-            user_message=last["content"],
-            metadata=params["metadata"],
-            end_user_id=params.get("user", ""),
-            # The client sends the history (as with OpenAI); without any, a continued conversation's is used.
-            history=history if history or conversation is None else None,
-            extra_instructions=extra_instructions,
-            temperature=params.get("temperature"),
-            max_tokens=params.get("max_completion_tokens") or params.get("max_tokens"),
-            started_at=self.started_at,
-            question_embedding=question_embedding,
-        )
+        prepared = services.chat_reply_start(tenant=self.tenant, started_at=self.started_at, **data.chat_arguments())
+        model_name = prepared.bot.public_id
         if params["stream"]:
             request_id = request._request.request_id
             include_usage = bool((params.get("stream_options") or {}).get("include_usage"))
             return _stream_response(
                 lambda: streaming.openai_sse(
-                    prepared, model_name=bot.public_id, include_usage=include_usage, request_id=request_id
+                    prepared, model_name=model_name, include_usage=include_usage, request_id=request_id
                 ),
                 request,
             )
         message = services.reply_generate(prepared)
-        return Response(openai_completion(message, model_name=bot.public_id))
+        return Response(openai_completion(message, model_name=model_name))
 
 
 class ModelListView(TenantAPIView):
