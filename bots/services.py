@@ -3,14 +3,9 @@
 from django.db import transaction
 
 from bothero.errors import PlanLimitError
+from bots.events import bot_deleted_event_data, bot_event_data
 from bots.models import EDITABLE_FIELDS, Bot
 from webhooks.services import event_emit
-
-
-def bot_event_data(bot: Bot) -> dict:
-    from bots.serializers import BotSerializer
-
-    return BotSerializer(bot).data
 
 
 @transaction.atomic
@@ -45,7 +40,7 @@ def bot_update(*, bot: Bot, **fields) -> Bot:
 @transaction.atomic
 def bot_delete(*, bot: Bot) -> None:
     """Delete a bot with its documents and conversations; emits `bot.deleted`."""
-    data = {"id": bot.public_id, "object": "bot", "deleted": True}
+    data = bot_deleted_event_data(bot)
     tenant = bot.tenant
     bot.delete()
     event_emit(tenant=tenant, type="bot.deleted", data=data)

@@ -31,11 +31,11 @@ from bothero.errors import ConflictError, RateLimitError, UpstreamError, Validat
 from bothero.ids import new_public_id
 from bots.models import Bot
 from conversations import selectors, sql
+from conversations.events import lead_event_data
 from conversations.leads import ContactDetails, extract_contact_details
 from conversations.models import Conversation, Lead, Message
 from conversations.prompt import build_messages, count_prompt_tokens, count_tokens, history_within_budget
 from conversations.providers import ChatProvider, ProviderRequest, Usage, get_provider
-from conversations.serializers import LeadSerializer
 from knowledge.embeddings import EmbeddingError
 from knowledge.selectors import query_embedding, search
 from webhooks.services import event_emit
@@ -146,7 +146,7 @@ def lead_capture(*, conversation: Conversation, message: Message) -> Lead | None
     if not conversation.has_lead:
         Conversation.objects.filter(pk=conversation.pk).update(has_lead=True)
         conversation.has_lead = True
-    event_emit(tenant=conversation.tenant, type="lead.captured", data=LeadSerializer(lead).data)
+    event_emit(tenant=conversation.tenant, type="lead.captured", data=lead_event_data(lead))
     return lead
 
 

@@ -19,11 +19,9 @@ from django.db import connection
 from django.db.models import Model
 
 from accounts.services import usage_increment_ctes
-from bothero.ids import new_public_id
+from conversations.events import conversation_event_data, message_event_data
 from conversations.models import Conversation, Message
-from conversations.serializers import conversation_data, message_data
-from webhooks.services import event_inserted
-from webhooks.sql import event_insert_sql
+from webhooks.services import event_emit_ctes, event_inserted
 
 CONVERSATION = Conversation._meta.db_table
 
@@ -72,13 +70,10 @@ def _conversation_update_sql(conversation: Conversation, changes: dict) -> tuple
 
 
 def _with_events(ctes: list[tuple[str, str, list]], *, tenant_id: int, events: list[tuple[str, dict]], now):
-    """Add an `event_N` CTE per (type, data) to the outbox (see `webhooks.services.event_emit`)."""
-    for number, (type, data) in enumerate(events):
-        sql, params = event_insert_sql(
-            public_id=new_public_id("evt"), tenant_id=tenant_id, type=type, data=data, now=now
-        )
-        ctes.append((f"event_{number}", sql, params))
-    return [f"(SELECT dispatched_at FROM event_{number})" for number in range(len(events))]
+    """Add the events to the statement, through the outbox's owner (`webhooks.services.event_emit_ctes`)."""
+    event_ctes, dispatches = event_emit_ctes(tenant_id=tenant_id, events=events, now=now)
+    ctes += event_ctes
+    return dispatches
 
 
 def _execute(ctes: list[tuple[str, str, list]], results: list[str]) -> tuple:
@@ -110,9 +105,9 @@ def user_message_insert(
         ctes.append(("conversation", *_conversation_update_sql(conversation, conversation_changes or {})))
         ctes.append(("message", *_insert_sql(message)))
         conversation_result = "(SELECT message_count FROM conversation)"
-    events = [("message.created", message_data(message))]
+    events = [("message.created", message_event_data(message))]
     if new:
-        events.insert(0, ("conversation.created", conversation_data(conversation)))
+        events.insert(0, ("conversation.created", conversation_event_data(conversation)))
     dispatches = _with_events(ctes, tenant_id=message.tenant_id, events=events, now=message.created_at)
     messages_this_month, message_id, conversation_value, *dispatched = _execute(
         ctes, ["(SELECT messages FROM usage)", "(SELECT id FROM message)", conversation_result, *dispatches]
@@ -143,7 +138,7 @@ def assistant_message_insert(*, message: Message, conversation: Conversation) ->
         completion_tokens=message.completion_tokens,
     )
     dispatches = _with_events(
-        ctes, tenant_id=message.tenant_id, events=[("message.created", message_data(message))], now=message.created_at
+        ctes, tenant_id=message.tenant_id, events=[("message.created", message_event_data(message))], now=message.created_at
     )
     message_id, conversation.message_count, dispatched_at = _execute(
         ctes, ["(SELECT id FROM message)", "(SELECT message_count FROM conversation)", *dispatches]

@@ -25,6 +25,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from webhooks import services, sql, transport
+from webhooks.events import webhook_disabled_event_data
 from webhooks.models import Delivery, DeliveryAttempt, WebhookEndpoint
 from webhooks.signing import event_body, signed_headers
 
@@ -228,15 +229,6 @@ def webhook_endpoint_disable(*, endpoint: WebhookEndpoint, reason: str) -> bool:
     services.event_emit(
         tenant=endpoint.tenant,
         type="webhook.disabled",
-        data={
-            "id": endpoint.public_id,
-            "object": "webhook_endpoint",
-            "url": endpoint.url,
-            "disabled_reason": reason,
-            "failing_since": endpoint.failing_since.isoformat().replace("+00:00", "Z")
-            if endpoint.failing_since
-            else None,
-            "disabled_at": now.isoformat().replace("+00:00", "Z"),
-        },
+        data=webhook_disabled_event_data(endpoint=endpoint, reason=reason, disabled_at=now),
     )
     return True

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from bothero.errors import ConflictError, ValidationError
+from bothero.ids import new_public_id
 from webhooks import queueing, sql
 from webhooks.addresses import BlockedAddressError, check_webhook_url
 from webhooks.event_types import ALL_EVENTS, TEST_EVENT, unknown_event_types
@@ -35,8 +36,27 @@ def event_emit(*, tenant, type: str, data: dict) -> Event:
     return event
 
 
+def event_emit_ctes(*, tenant_id: int, events: list[tuple[str, dict]], now) -> tuple[list[tuple[str, str, list]], list[str]]:
+    """`event_emit` for a caller that writes its change and its events in one statement of CTEs.
+
+    Returns the outbox's inserts as CTEs (name, SQL, positional parameters) to
+    add to the caller's `WITH`, and, per event, the SQL expression of its
+    `dispatched_at` to select; hand each selected value to `event_inserted`
+    (after commit it wakes the dispatcher). The outbox's statement stays here,
+    whoever runs it (`conversations.sql`).
+    """
+    ctes, dispatches = [], []
+    for number, (type, data) in enumerate(events):
+        sql_text, params = sql.event_insert_sql(
+            public_id=new_public_id("evt"), tenant_id=tenant_id, type=type, data=data, now=now
+        )
+        ctes.append((f"event_{number}", sql_text, params))
+        dispatches.append(f"(SELECT dispatched_at FROM event_{number})")
+    return ctes, dispatches
+
+
 def event_inserted(*, dispatched_at) -> None:
-    """The rest of `event_emit` for an event inserted by a caller's own statement (`sql.event_insert_sql`).
+    """The rest of `event_emit` for an event inserted by a caller's own statement (`event_emit_ctes`).
 
     An event left undispatched (someone subscribes) wakes the dispatcher after commit.
     """

@@ -110,3 +110,13 @@ def test_services_never_import_tasks():
         if target.endswith(".tasks") and not name.endswith(".tasks")
     ]
     assert offenders == []
+
+
+def test_services_build_no_payloads_and_only_webhooks_writes_the_outbox():
+    """Event payloads come from each app's `events.py`; the outbox statement (`webhooks.sql`) is webhooks' own."""
+    graph = import_graph(first_party_modules())
+    services = {name for name in graph if name.endswith(".services") or ".services." in name}
+    assert {"knowledge.services.ingestion", "bots.services", "conversations.services"} <= services
+    assert [(name, target) for name in services for target in graph[name] if target.endswith(".serializers")] == []
+    outside = [name for name, targets in graph.items() if "webhooks.sql" in targets and not name.startswith("webhooks.")]
+    assert outside == []
