@@ -9,8 +9,7 @@ from dataclasses import dataclass
 import pytest
 from rest_framework.test import APIClient
 
-from accounts.services import api_key_create
-from bothero.testing.factories import BotFactory, MembershipFactory, TenantFactory, plan
+from bothero.testing.factories import ApiKeyFactory, BotFactory, MembershipFactory, TenantFactory, plan
 from bothero.testing.helpers import unique_client_address
 
 
@@ -26,7 +25,7 @@ def make_actor(plan_slug: str = "legend", *, plan_obj=None) -> Actor:
     """A tenant (on `plan_obj`, or the seeded plan `plan_slug`) with an owner, an API key and a client using it."""
     tenant = TenantFactory(plan=plan_obj or plan(plan_slug))
     membership = MembershipFactory(tenant=tenant)
-    key = api_key_create(tenant=tenant, name="test key", created_by=membership.user).key
+    key = ApiKeyFactory(tenant=tenant, name="test key", created_by=membership.user).key
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     return Actor(tenant=tenant, user=membership.user, key=key, client=client)

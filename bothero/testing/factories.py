@@ -7,10 +7,14 @@ import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 
-from accounts.models import Membership, Plan, Tenant
+from accounts.models import ApiKey, Membership, Plan, Tenant
 from accounts.plans import plans_seed
+from accounts.services import api_key_create
 from bots.models import Bot
 from conversations.models import Conversation, Lead, Message
+from knowledge.models import Document
+from webhooks.models import Delivery, Event, WebhookEndpoint
+from webhooks.signing import secret_generate
 
 
 def plan(slug: str) -> Plan:
@@ -109,3 +113,61 @@ class LeadFactory(factory.django.DjangoModelFactory):
     tenant = factory.SelfAttribute("conversation.tenant")
     name = factory.Faker("name")
     email = factory.Sequence(lambda n: f"lead{n}@example.com")
+
+
+class ApiKeyFactory(factory.django.DjangoModelFactory):
+    """A key made by `accounts.services.api_key_create` (the only way to get a usable one): the row, with the
+    plaintext key, shown once, as `.key` (the row's own `signing_secret` derives the signing secret)."""
+
+    class Meta:
+        model = ApiKey
+
+    tenant = factory.SubFactory(TenantFactory)
+    name = factory.Sequence(lambda n: f"key {n}")
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        created = api_key_create(**kwargs)
+        created.api_key.key = created.key
+        return created.api_key
+
+
+class DocumentFactory(factory.django.DjangoModelFactory):
+    """A document row of the bot's tenant (queued; no file, nothing ingested: tests ingest through services)."""
+
+    class Meta:
+        model = Document
+
+    bot = factory.SubFactory(BotFactory)
+    tenant = factory.SelfAttribute("bot.tenant")
+    title = factory.Sequence(lambda n: f"Document {n}")
+    source_type = Document.SourceType.TEXT
+
+
+class WebhookEndpointFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = WebhookEndpoint
+
+    tenant = factory.SubFactory(TenantFactory)
+    url = "https://example.com/hooks"
+    events = factory.LazyFunction(lambda: ["*"])
+    secret = factory.LazyFunction(secret_generate)
+
+
+class EventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Event
+
+    tenant = factory.SubFactory(TenantFactory)
+    type = "bot.created"
+    data = factory.LazyFunction(lambda: {"id": "bot_123", "object": "bot"})
+
+
+class DeliveryFactory(factory.django.DjangoModelFactory):
+    """A delivery of an event of the endpoint's tenant (the model's defaults otherwise: pending, not due)."""
+
+    class Meta:
+        model = Delivery
+
+    endpoint = factory.SubFactory(WebhookEndpointFactory)
+    event = factory.SubFactory(EventFactory, tenant=factory.SelfAttribute("..endpoint.tenant"))

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from bothero.testing.factories import BotFactory
+from bothero.testing.factories import BotFactory, DocumentFactory
 from knowledge import services
 from knowledge.models import Chunk, Document
 from knowledge.tasks import ingest_document
@@ -142,7 +142,7 @@ def test_a_run_that_lost_its_claim_mid_way_writes_nothing(web_server):
     bot = BotFactory(tenant=actor.tenant)
     web_server.route("/page", (200, "text/html", documents.STORES_HTML))
     # Created as a row only: in this committing test the service's on-commit ingestion would run at once.
-    document = Document.objects.create(
+    document = DocumentFactory(
         tenant=actor.tenant, bot=bot, title="page", source_type="url", source_url=f"{web_server.base_url}/page"
     )
     web_server.on_request = lambda path: Document.objects.filter(pk=document.pk).update(claim_token="", status="queued")

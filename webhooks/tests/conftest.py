@@ -1,7 +1,7 @@
 import pytest
 
+from bothero.testing.factories import WebhookEndpointFactory
 from webhooks.models import WebhookEndpoint
-from webhooks.signing import secret_generate
 from webhooks.tests.receiver import Receiver
 
 
@@ -23,9 +23,7 @@ def private_urls(settings):
 
 
 def make_endpoint(tenant, url: str, events=("*",), **fields) -> WebhookEndpoint:
-    return WebhookEndpoint.objects.create(
-        tenant=tenant, url=url, events=list(events), secret=secret_generate(), **fields
-    )
+    return WebhookEndpointFactory(tenant=tenant, url=url, events=list(events), **fields)
 
 
 @pytest.fixture

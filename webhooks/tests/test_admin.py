@@ -2,7 +2,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from webhooks.models import Delivery, DeliveryAttempt, Event
+from bothero.testing.factories import DeliveryFactory
+from webhooks.models import DeliveryAttempt, Event
 
 
 @pytest.fixture
@@ -17,7 +18,7 @@ def failed_delivery(alice, alice_endpoint):
     event = Event.objects.create(
         tenant=alice.tenant, type="bot.created", data={"id": "bot_1"}, dispatched_at=timezone.now()
     )
-    delivery = Delivery.objects.create(
+    delivery = DeliveryFactory(
         endpoint=alice_endpoint, event=event, status="failed", attempts=1, last_response_code=500
     )
     DeliveryAttempt.objects.create(

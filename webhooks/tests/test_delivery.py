@@ -13,6 +13,7 @@ from django.utils import timezone
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from bothero.celery import app as celery_app
+from bothero.testing.factories import DeliveryFactory
 from webhooks.attempt import delivery_attempt_first, webhook_delivery_send
 from webhooks.dispatch import event_dispatch, events_dispatch
 from webhooks.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
@@ -386,7 +387,7 @@ def test_the_sweep_recovers_an_attempt_whose_worker_died(
 ):
     event = Event.objects.create(tenant=alice.tenant, type="bot.created", data={}, dispatched_at=timezone.now())
     started = timezone.now() - timedelta(minutes=2)
-    delivery = Delivery.objects.create(
+    delivery = DeliveryFactory(
         endpoint=alice_endpoint,
         event=event,
         status="sending",
@@ -406,7 +407,7 @@ def test_an_attempt_whose_lease_has_not_run_out_is_left_alone(
     alice, alice_endpoint, django_capture_on_commit_callbacks
 ):
     event = Event.objects.create(tenant=alice.tenant, type="bot.created", data={}, dispatched_at=timezone.now())
-    delivery = Delivery.objects.create(
+    delivery = DeliveryFactory(
         endpoint=alice_endpoint,
         event=event,
         status="sending",
@@ -458,7 +459,7 @@ def test_two_workers_never_send_the_same_attempt(transactional_db, receiver, set
     actor = make_actor()
     endpoint = make_endpoint(actor.tenant, receiver.url)
     event = Event.objects.create(tenant=actor.tenant, type="bot.created", data={}, dispatched_at=timezone.now())
-    delivery = Delivery.objects.create(endpoint=endpoint, event=event, next_attempt_at=timezone.now())
+    delivery = DeliveryFactory(endpoint=endpoint, event=event, next_attempt_at=timezone.now())
     receiver.reply_with(Reply(delay=0.3))
     start = threading.Barrier(4)
     results = []
@@ -511,7 +512,7 @@ def test_an_endpoint_deleted_while_its_request_is_in_flight_drops_the_result(tra
     actor = make_actor()
     endpoint = make_endpoint(actor.tenant, receiver.url)
     event = Event.objects.create(tenant=actor.tenant, type="bot.created", data={}, dispatched_at=timezone.now())
-    delivery = Delivery.objects.create(endpoint=endpoint, event=event, next_attempt_at=timezone.now())
+    delivery = DeliveryFactory(endpoint=endpoint, event=event, next_attempt_at=timezone.now())
     receiver.reply_with(Reply(delay=0.5))
     results = []
 
@@ -603,7 +604,7 @@ def test_a_first_attempt_that_waited_too_long_for_a_sender_is_handed_back_not_se
     settings.WEBHOOK_CLAIM_GRACE_SECONDS = 30
     event = Event.objects.create(tenant=alice.tenant, type="bot.created", data={}, dispatched_at=timezone.now())
     claimed_at = timezone.now() - timedelta(seconds=20)
-    delivery = Delivery.objects.create(
+    delivery = DeliveryFactory(
         endpoint=alice_endpoint,
         event=event,
         status="sending",

@@ -2,6 +2,7 @@ import pytest
 from django.utils import timezone
 from standardwebhooks import Webhook
 
+from bothero.testing.factories import DeliveryFactory
 from webhooks.event_types import EVENT_TYPES
 from webhooks.models import Delivery, Event, WebhookEndpoint
 from webhooks.tests.conftest import make_endpoint
@@ -132,7 +133,7 @@ def test_disabling_and_enabling_by_patch(alice, alice_endpoint):
 
 def test_it_deletes_an_endpoint_with_its_deliveries(alice, alice_endpoint):
     event = Event.objects.create(tenant=alice.tenant, type="bot.created", data={})
-    Delivery.objects.create(endpoint=alice_endpoint, event=event, next_attempt_at=timezone.now())
+    DeliveryFactory(endpoint=alice_endpoint, event=event, next_attempt_at=timezone.now())
     response = alice.client.delete(f"/v1/webhooks/{alice_endpoint.public_id}")
     assert response.status_code == 200
     assert response.json() == {"id": alice_endpoint.public_id, "object": "webhook_endpoint", "deleted": True}
@@ -184,7 +185,7 @@ def test_a_disabled_endpoint_cannot_be_tested(alice, alice_endpoint):
 def test_the_deliveries_list_pages_newest_first_and_filters_by_status(alice, alice_endpoint):
     events = [Event.objects.create(tenant=alice.tenant, type="bot.created", data={"n": n}) for n in range(3)]
     deliveries = [
-        Delivery.objects.create(endpoint=alice_endpoint, event=event, status=status)
+        DeliveryFactory(endpoint=alice_endpoint, event=event, status=status)
         for event, status in zip(events, ["succeeded", "failed", "succeeded"], strict=True)
     ]
     url = f"/v1/webhooks/{alice_endpoint.public_id}/deliveries"
@@ -203,7 +204,7 @@ def test_the_deliveries_list_pages_newest_first_and_filters_by_status(alice, ali
 
 def test_retrying_a_delivery_in_flight_is_a_conflict(alice, alice_endpoint):
     event = Event.objects.create(tenant=alice.tenant, type="bot.created", data={})
-    delivery = Delivery.objects.create(endpoint=alice_endpoint, event=event, status="sending", attempts=1)
+    delivery = DeliveryFactory(endpoint=alice_endpoint, event=event, status="sending", attempts=1)
     response = alice.client.post(f"/v1/webhooks/{alice_endpoint.public_id}/deliveries/{delivery.public_id}/retry")
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "delivery_in_progress"
@@ -212,7 +213,7 @@ def test_retrying_a_delivery_in_flight_is_a_conflict(alice, alice_endpoint):
 def test_a_delivery_of_another_endpoint_is_not_found_under_this_one(alice, alice_endpoint, receiver):
     other = make_endpoint(alice.tenant, receiver.url)
     event = Event.objects.create(tenant=alice.tenant, type="bot.created", data={})
-    delivery = Delivery.objects.create(endpoint=other, event=event)
+    delivery = DeliveryFactory(endpoint=other, event=event)
     url = f"/v1/webhooks/{alice_endpoint.public_id}/deliveries/{delivery.public_id}"
     response = alice.client.get(url)
     assert response.status_code == 404
@@ -221,7 +222,7 @@ def test_a_delivery_of_another_endpoint_is_not_found_under_this_one(alice, alice
 
 def test_an_outsider_gets_404_on_every_webhook_endpoint(alice, alice_endpoint, charlie):
     event = Event.objects.create(tenant=alice.tenant, type="bot.created", data={})
-    delivery = Delivery.objects.create(endpoint=alice_endpoint, event=event, status="failed", attempts=1)
+    delivery = DeliveryFactory(endpoint=alice_endpoint, event=event, status="failed", attempts=1)
     base = f"/v1/webhooks/{alice_endpoint.public_id}"
     calls = [
         ("get", base, None),
