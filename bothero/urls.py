@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 from bothero import health
 from bothero.api.errors import route_not_found
+from widget import views as widget_views
 
 urlpatterns = [
     path("healthz", health.healthz),
@@ -21,6 +22,8 @@ urlpatterns = [
         ),
         name="docs",
     ),
+    path("widget.js", widget_views.widget_script, name="widget-js"),
+    path("chat/<str:bot_id>", widget_views.chat_page, name="hosted-chat"),
     path("v1/", include("accounts.urls")),
     path("v1/", include("bots.urls")),
     path("v1/", include("conversations.urls")),
