@@ -255,6 +255,9 @@ class LeadSerializer(serializers.ModelSerializer):
     message = serializers.CharField(
         source="message.content", allow_null=True, default=None, help_text="The user message the lead came from."
     )
+    end_user_id = serializers.CharField(
+        source="conversation.end_user_id", help_text="The conversation's end user (a verified widget user's id)."
+    )
 
     class Meta:
         model = Lead
@@ -264,6 +267,7 @@ class LeadSerializer(serializers.ModelSerializer):
             "name",
             "email",
             "phone",
+            "end_user_id",
             "bot_id",
             "conversation_id",
             "captured_at",

@@ -18,7 +18,7 @@ import time
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from accounts.services import tenant_check_api_access
+from accounts.services import publishable_key_not_allowed, tenant_check_api_access
 from bothero import ratelimit
 from bothero.api.authentication import principal_for_credential
 from bothero.api.errors import error_body, exception_handler
@@ -48,6 +48,9 @@ def _credential_from_headers(scope) -> str | None:
 def authenticate(credential: str):
     """The principal for an API key or access token, through the same checks as the REST API's plan gate."""
     principal = principal_for_credential(credential)
+    if principal.api_key is not None and principal.api_key.is_publishable:
+        # The widget chats over SSE, where its origin, visitor and limits are checked; not here.
+        raise publishable_key_not_allowed()
     tenant_check_api_access(tenant=principal.tenant)
     if principal.api_key is not None and principal.api_key.require_signature:
         raise PermissionDeniedError(

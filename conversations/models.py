@@ -9,6 +9,9 @@ class Conversation(models.Model):
     bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="conversations")
     # The integrator's own id for the person chatting, if they send one in metadata.
     end_user_id = models.CharField(max_length=200, blank=True)
+    # SHA-256 of the chat widget's visitor id, for conversations started with a publishable key: only that
+    # visitor may continue or read it (the id itself stays in the visitor's browser).
+    visitor_hash = models.CharField(max_length=64, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     message_count = models.PositiveIntegerField(default=0)
     has_lead = models.BooleanField(default=False)

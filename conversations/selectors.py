@@ -33,26 +33,41 @@ def conversation_list(
     return queryset
 
 
+def conversation_list_for_visitor(*, tenant, publishable_key, visitor) -> QuerySet[Conversation]:
+    """The conversations a publishable key's visitor may see: their own, with the key's bots."""
+    return Conversation.objects.filter(
+        tenant=tenant, bot__publishable_keys=publishable_key, visitor_hash=visitor.visitor_hash
+    ).select_related("bot")
+
+
 def chat_target_get(
-    *, tenant, bot_id: str, conversation_id: str | None = None, bot_param: str = "bot_id"
+    *,
+    tenant,
+    bot_id: str,
+    conversation_id: str | None = None,
+    bot_param: str = "bot_id",
+    publishable_key=None,
+    visitor=None,
 ) -> tuple[Bot, Conversation | None]:
     """The tenant's bot a chat message is for, and the conversation it continues (None: a new one).
 
     One query when both are given (the chat endpoint's hot path). NotFoundError
     (`bot_not_found` on `bot_param`, or `conversation_not_found`) for another
-    tenant's ids, and for a conversation of another bot.
+    tenant's ids, and for a conversation of another bot. With a publishable
+    key: only the key's bots, and only the `visitor`'s own conversations.
     """
     if conversation_id:
-        conversation = (
-            Conversation.objects.filter(tenant=tenant, public_id=conversation_id, bot__public_id=bot_id)
-            .select_related("bot")
-            .first()
-        )
+        conversations = Conversation.objects.filter(tenant=tenant, public_id=conversation_id, bot__public_id=bot_id)
+        if publishable_key is not None:
+            conversations = conversation_list_for_visitor(
+                tenant=tenant, publishable_key=publishable_key, visitor=visitor
+            ).filter(public_id=conversation_id, bot__public_id=bot_id)
+        conversation = conversations.select_related("bot").first()
         if conversation is not None:
             bot = conversation.bot
             bot.tenant = conversation.tenant = tenant  # the same row: no query to load it again
             return bot, conversation
-    bot = bot_get(tenant=tenant, public_id=bot_id, param=bot_param)
+    bot = bot_get(tenant=tenant, public_id=bot_id, param=bot_param, publishable_key=publishable_key)
     if conversation_id:
         raise NotFoundError(
             f"No such conversation: {conversation_id}.", code="conversation_not_found", param="conversation_id"

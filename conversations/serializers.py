@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
+from bothero.api.serializers import StrictCharField, StrictSerializer
 from bothero.errors import ValidationError
 from conversations.models import Conversation, Lead, Message
 
@@ -187,16 +188,31 @@ class ConversationDeletedSerializer(serializers.Serializer):
     deleted = serializers.BooleanField(default=True)
 
 
+@extend_schema_serializer(component_name="CapturedLead")  # analytics has its own "Lead" (with the message)
 class LeadSerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="public_id")
     object = serializers.SerializerMethodField()
     bot_id = serializers.CharField(source="bot.public_id")
     conversation_id = serializers.CharField(source="conversation.public_id")
     message_id = serializers.CharField(source="message.public_id", allow_null=True, default=None)
+    end_user_id = serializers.CharField(
+        source="conversation.end_user_id", help_text="The conversation's end user (a verified widget user's id)."
+    )
 
     class Meta:
         model = Lead
-        fields = ["id", "object", "bot_id", "conversation_id", "message_id", "name", "email", "phone", "captured_at"]
+        fields = [
+            "id",
+            "object",
+            "bot_id",
+            "conversation_id",
+            "message_id",
+            "end_user_id",
+            "name",
+            "email",
+            "phone",
+            "captured_at",
+        ]
 
     def get_object(self, obj) -> str:
         return "lead"
@@ -451,6 +467,27 @@ class OpenAIChatRequestSerializer(serializers.Serializer):
             "temperature": data.get("temperature"),
             "max_tokens": data.get("max_completion_tokens") or data.get("max_tokens"),
         }
+
+
+class LeadInputSerializer(StrictSerializer):
+    """Contact details from the widget's lead form (at least an email or a phone number)."""
+
+    name = StrictCharField(max_length=200, required=False, allow_blank=True)
+    email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
+    phone = serializers.RegexField(
+        r"^\+?[\d\s().-]{7,40}$", max_length=40, required=False, allow_blank=True, help_text="7 to 15 digits."
+    )
+
+    def validate_phone(self, value: str) -> str:
+        digits = sum(ch.isdigit() for ch in value)
+        if value and not 7 <= digits <= 15:
+            raise serializers.ValidationError("A phone number has 7 to 15 digits.", code="invalid_phone")
+        return value.strip()
+
+    def validate(self, attrs):
+        if not (attrs.get("email") or attrs.get("phone")):
+            raise serializers.ValidationError({"email": "Give an email address or a phone number."}, code="required")
+        return attrs
 
 
 class FeedbackInputSerializer(serializers.Serializer):

@@ -150,6 +150,32 @@ def lead_capture(*, conversation: Conversation, message: Message) -> Lead | None
     return lead
 
 
+@transaction.atomic
+def lead_submit(*, conversation: Conversation, name: str = "", email: str = "", phone: str = "") -> Lead:
+    """Contact details a visitor gave in the chat widget's lead form, as the conversation's lead.
+
+    Like details found in a message: one lead per conversation and email,
+    completed rather than duplicated; emits `lead.captured`. Unlike them, it
+    does not depend on the bot's lead capture being on for messages.
+    """
+    lead = selectors.lead_for_conversation(conversation=conversation, email=email)
+    found = {"name": name, "email": email, "phone": phone}
+    if lead is None:
+        lead = Lead.objects.create(tenant=conversation.tenant, bot=conversation.bot, conversation=conversation, **found)
+    else:
+        changed = [field for field, value in found.items() if value and getattr(lead, field) != value]
+        if not changed:
+            return lead
+        for field in changed:
+            setattr(lead, field, found[field])
+        lead.save(update_fields=changed)
+    if not conversation.has_lead:
+        Conversation.objects.filter(pk=conversation.pk).update(has_lead=True)
+        conversation.has_lead = True
+    event_emit(tenant=conversation.tenant, type="lead.captured", data=LeadSerializer(lead).data)
+    return lead
+
+
 def _with_earlier_details(conversation: Conversation, found: ContactDetails, fields) -> ContactDetails:
     """Fill what `found` lacks from the customer's earlier messages (a name given before the email)."""
     name, phone = found.name, found.phone
@@ -165,8 +191,11 @@ def _with_earlier_details(conversation: Conversation, found: ContactDetails, fie
 # --- a reply ----------------------------------------------------------------------------
 
 
+END_USER_METADATA_KEYS = ("end_user_id", "user_id")
+
+
 def _end_user_id(metadata: dict) -> str:
-    for key in ("end_user_id", "user_id"):
+    for key in END_USER_METADATA_KEYS:
         value = metadata.get(key)
         if value not in (None, ""):
             return str(value)[:200]
@@ -175,10 +204,17 @@ def _end_user_id(metadata: dict) -> str:
 
 @transaction.atomic
 def user_message_record(
-    *, tenant, bot: Bot, conversation: Conversation | None, content: str, metadata: dict, end_user_id: str
+    *,
+    tenant,
+    bot: Bot,
+    conversation: Conversation | None,
+    content: str,
+    metadata: dict,
+    end_user_id: str,
+    visitor_hash: str = "",
 ) -> tuple[Conversation, Message, bool]:
     """Quota, conversation and the customer's message with their events (one statement), and the lead found
-    in it, in one transaction."""
+    in it, in one transaction. `visitor_hash` binds a new conversation to a widget visitor."""
     now = timezone.now()
     created = conversation is None
     changes = {}
@@ -186,6 +222,7 @@ def user_message_record(
         conversation = Conversation(
             tenant=tenant,
             bot=bot,
+            visitor_hash=visitor_hash,
             end_user_id=end_user_id or _end_user_id(metadata),
             metadata=metadata,
             message_count=1,
@@ -277,6 +314,7 @@ def reply_prepare(
     max_tokens: int | None = None,
     started_at: float | None = None,
     question_embedding: Future | None = None,
+    visitor_hash: str = "",
 ) -> PreparedReply:
     """Store the customer's message, retrieve passages and build the prompt (step 1 of a reply).
 
@@ -299,6 +337,7 @@ def reply_prepare(
             content=user_message,
             metadata=metadata or {},
             end_user_id=end_user_id,
+            visitor_hash=visitor_hash,
         )
     except BaseException:
         retrieval.cancel()
@@ -433,6 +472,8 @@ def chat_reply_start(
     client_history: list[dict] | None = None,
     bot_param: str = "bot_id",
     started_at: float | None = None,
+    publishable_key=None,
+    visitor=None,
     **options,
 ) -> PreparedReply:
     """The one entry point of a customer's message, whichever door it came through.
@@ -444,10 +485,31 @@ def chat_reply_start(
     generates or streams the answer from what it returns. `client_history`
     (OpenAI's clients send the history) replaces the stored history when it
     holds messages or the conversation is new; `options` go to `reply_prepare`.
+
+    With a `publishable_key` (the chat widget) the message is held to the
+    key's size limit, only the key's bots and the `visitor`'s own
+    conversations are found, a new conversation is bound to the visitor, and
+    its end user is the visitor's verified user id — never one from metadata,
+    which anyone's browser could fill in.
     """
+    if publishable_key is not None:
+        limit = publishable_key.limit("max_message_chars")
+        if len(user_message) > limit:
+            raise ValidationError(
+                f"The message is {len(user_message)} characters; this chat takes at most {limit}.",
+                code="message_too_long",
+                param="message",
+            )
+        metadata = {k: v for k, v in (metadata or {}).items() if k not in END_USER_METADATA_KEYS}
+        options.update(end_user_id=visitor.user_id, visitor_hash=visitor.visitor_hash)
     question_embedding = question_embedding_start(user_message)
     bot, conversation = selectors.chat_target_get(
-        tenant=tenant, bot_id=bot_id, conversation_id=conversation_id, bot_param=bot_param
+        tenant=tenant,
+        bot_id=bot_id,
+        conversation_id=conversation_id,
+        bot_param=bot_param,
+        publishable_key=publishable_key,
+        visitor=visitor,
     )
     history = client_history if client_history is not None and (client_history or conversation is None) else None
     return reply_prepare(

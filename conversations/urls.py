@@ -6,6 +6,7 @@ conversations = views.ConversationViewSet.as_view({"get": "list"})
 conversation_detail = views.ConversationViewSet.as_view({"get": "retrieve", "delete": "destroy"})
 conversation_messages = views.ConversationViewSet.as_view({"get": "messages"})
 message_feedback = views.ConversationViewSet.as_view({"post": "feedback"})
+conversation_leads = views.ConversationViewSet.as_view({"post": "leads"})
 
 urlpatterns = [
     path("chat/completions", views.ChatCompletionsView.as_view()),
@@ -17,4 +18,5 @@ urlpatterns = [
     path("conversations/<str:id>", conversation_detail),
     path("conversations/<str:id>/messages", conversation_messages),
     path("conversations/<str:id>/messages/<str:message_id>/feedback", message_feedback),
+    path("conversations/<str:id>/leads", conversation_leads),
 ]

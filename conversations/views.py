@@ -14,9 +14,10 @@ from drf_spectacular.utils import (
     PolymorphicProxySerializer,
     extend_schema,
 )
-from rest_framework import mixins
+from rest_framework import mixins, status
 from rest_framework.response import Response
 
+from accounts.services import publishable_key_not_allowed
 from bothero.api.pagination import list_body, paginate_queryset
 from bothero.api.views import TenantAPIView, TenantViewSet
 from bots.selectors import bot_get, bot_list
@@ -29,6 +30,8 @@ from conversations.serializers import (
     ConversationFilterSerializer,
     ConversationSerializer,
     FeedbackInputSerializer,
+    LeadInputSerializer,
+    LeadSerializer,
     MessageListSerializer,
     MessageOrderSerializer,
     MessageSerializer,
@@ -74,6 +77,9 @@ def _stream_response(make_stream, request) -> StreamingHttpResponse:
 
 
 class ChatCompletionsView(TenantAPIView):
+    # The chat widget chats with a publishable key, in the native shape.
+    publishable_key_actions = {"post"}
+
     def initial(self, request, *args, **kwargs):
         # latency_ms counts from here: the request has arrived, before auth and limits.
         self.started_at = time.perf_counter()
@@ -128,7 +134,13 @@ class ChatCompletionsView(TenantAPIView):
     def _native_shape(self, request):
         data = ChatRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        prepared = services.chat_reply_start(tenant=self.tenant, started_at=self.started_at, **data.chat_arguments())
+        prepared = services.chat_reply_start(
+            tenant=self.tenant,
+            started_at=self.started_at,
+            publishable_key=self.publishable_key,
+            visitor=request.user.visitor,
+            **data.chat_arguments(),
+        )
         if data.validated_data["stream"]:
             request_id = request._request.request_id
             return _stream_response(lambda: streaming.native_sse(prepared, request_id=request_id), request)
@@ -136,6 +148,9 @@ class ChatCompletionsView(TenantAPIView):
         return Response(chat_completion_data(message))
 
     def _openai_shape(self, request):
+        if self.publishable_key is not None:
+            # Its clients send the whole history, which a visitor's browser could make up.
+            raise publishable_key_not_allowed()
         data = OpenAIChatRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         params = data.validated_data
@@ -174,8 +189,14 @@ class ConversationViewSet(mixins.ListModelMixin, TenantViewSet):
     queryset = Conversation.objects.none()
     not_found_code = "conversation_not_found"
     not_found_message = "No such conversation."
+    # The chat widget (a publishable key) reads its visitor's conversation, rates answers and leaves a lead.
+    publishable_key_actions = {"messages", "feedback", "leads"}
 
     def safely_get_queryset(self, tenant):
+        if self.publishable_key is not None:
+            return selectors.conversation_list_for_visitor(
+                tenant=tenant, publishable_key=self.publishable_key, visitor=self.request.user.visitor
+            )
         return selectors.conversation_list(tenant=tenant)
 
     @extend_schema(
@@ -245,3 +266,16 @@ class ConversationViewSet(mixins.ListModelMixin, TenantViewSet):
             message=message, rating=data.validated_data["rating"], comment=data.validated_data.get("comment")
         )
         return Response(MessageSerializer(message).data)
+
+    @extend_schema(
+        operation_id="conversations_leads_create",
+        summary="Leave contact details for a conversation (the widget's lead form)",
+        request=LeadInputSerializer,
+        responses={201: LeadSerializer},
+    )
+    def leads(self, request, id):
+        conversation = self.get_object()
+        data = LeadInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        lead = services.lead_submit(conversation=conversation, **data.validated_data)
+        return Response(LeadSerializer(lead).data, status=status.HTTP_201_CREATED)

@@ -4,7 +4,6 @@ abuse limits — all through the public API."""
 import hashlib
 import hmac
 import re
-import secrets
 
 import pytest
 from rest_framework.test import APIClient
@@ -13,17 +12,13 @@ from accounts.models import ApiKey
 from accounts.origins import InvalidOrigin, allowed_origin_normalise, origin_allowed
 from bothero.testing.factories import BotFactory
 from bothero.testing.helpers import unique_client_address, wait_for_window_room
+from widget.tests.helpers import SITE, browser
 
 from .test_api_keys import database_cells_containing
 
 pytestmark = pytest.mark.django_db
 
 PK_PATTERN = re.compile(r"^pk_live_[0-9A-Za-z]{38}$")
-SITE = "https://www.acme.example"
-
-
-def visitor_id() -> str:
-    return "v_" + secrets.token_urlsafe(18)
 
 
 def create_pk(actor, bots, **options) -> dict:
@@ -37,18 +32,6 @@ def create_pk(actor, bots, **options) -> dict:
     response = actor.client.post("/v1/auth/keys", body, format="json")
     assert response.status_code == 201, response.content
     return response.json()
-
-
-def browser(key: str, *, origin: str | None = SITE, visitor: str | None = None, address: str | None = None, **extra):
-    """An API client that looks like the widget in a browser on `origin`."""
-    headers = {"HTTP_AUTHORIZATION": f"Bearer {key}", **extra}
-    if origin is not None:
-        headers["HTTP_ORIGIN"] = origin
-    if visitor is not False:
-        headers["HTTP_X_BOTHERO_VISITOR"] = visitor or visitor_id()
-    client = APIClient(REMOTE_ADDR=address or unique_client_address())
-    client.credentials(**headers)
-    return client
 
 
 def error_code(response) -> str:

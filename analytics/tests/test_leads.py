@@ -57,6 +57,7 @@ def test_it_lists_leads_newest_first_with_their_conversation_and_message(alice, 
         "captured_at": "2026-02-10T09:03:00Z",
         "message_id": first.message.public_id,
         "message": "I'm Ann, ann@example.com",
+        "end_user_id": first.conversation.end_user_id,
     }
     assert body["data"][0]["message_id"] is None
     assert body["data"][0]["id"].startswith("lead_")
