@@ -172,7 +172,7 @@ def lead_submit(*, conversation: Conversation, name: str = "", email: str = "", 
     if not conversation.has_lead:
         Conversation.objects.filter(pk=conversation.pk).update(has_lead=True)
         conversation.has_lead = True
-    event_emit(tenant=conversation.tenant, type="lead.captured", data=LeadSerializer(lead).data)
+    event_emit(tenant=conversation.tenant, type="lead.captured", data=lead_event_data(lead))
     return lead
 
 
