@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint migrate demo worker beat bench
+.PHONY: install run stop test lint migrate demo worker beat bench
 
 $(VENV)/.installed: requirements.txt requirements-nodeps.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,14 @@ migrate: install
 demo: migrate
 	$(PY) manage.py demo --base-url http://$(HOST):$(PORT)
 
-## make run: fresh checkout → venv, install, migrate, demo data, serve on http://127.0.0.1:8000
-run: demo
-	$(VENV)/bin/uvicorn bothero.asgi:application --host $(HOST) --port $(PORT)
+## make run: fresh checkout → venv, install, migrate, demo data, serve on http://$(HOST):$(PORT) (PORT=8131 make run).
+## The port is checked first; Ctrl-C stops the server and the embedded PostgreSQL it started.
+run: install
+	$(PY) manage.py serve --host $(HOST) --port $(PORT)
+
+## make stop: stop an embedded PostgreSQL left running (by tests, a worker, or a server that was killed)
+stop:
+	$(PY) -m bothero.embedded_postgres stop
 
 ## make test: the whole suite (real embedded PostgreSQL; real Redis when REDIS_URL is set)
 test: install

@@ -7,6 +7,7 @@ endpoint that takes an id has a test that Charlie gets a 404 for Alice's ids.
 from dataclasses import dataclass
 
 import pytest
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from bothero.testing.factories import ApiKeyFactory, BotFactory, MembershipFactory, TenantFactory, plan
@@ -59,3 +60,8 @@ def celery_runs_eagerly():
 
     app.conf.task_always_eager = True
     app.conf.task_eager_propagates = True
+    # Ingestion in the test's own thread, so that a test sees its result (one test checks the threaded path).
+    override = override_settings(KNOWLEDGE_INGEST_IN_THREAD=False)
+    override.enable()
+    yield
+    override.disable()

@@ -116,6 +116,15 @@ def is_public_address(address: str) -> bool:
     )
 
 
+def private_urls_hint(allow_private: bool) -> str:
+    """In development (DEBUG on), name the switch that lets http and private addresses through; never in production."""
+    from django.conf import settings
+
+    if allow_private or not settings.DEBUG:
+        return ""
+    return " In development, set ALLOW_PRIVATE_URLS=true to allow http and private or loopback addresses."
+
+
 def check_url(url: str, *, allow_private: bool, allowed_schemes: tuple[str, ...] = ("https", "http")) -> list[str]:
     """Validate ``url`` and return the IP addresses its host resolves to.
 
@@ -132,9 +141,10 @@ def check_url(url: str, *, allow_private: bool, allowed_schemes: tuple[str, ...]
         raise UnsafeURLError(INVALID_URL, f"{url!r} is not a valid URL.") from exc
     scheme = parts.scheme.lower()
     if scheme not in allowed_schemes:
+        hint = private_urls_hint(allow_private) if scheme == "http" else ""
         raise UnsafeURLError(
             URL_SCHEME_NOT_ALLOWED,
-            f"URLs must use {' or '.join(allowed_schemes)}, not {scheme or 'no scheme'!r}.",
+            f"URLs must use {' or '.join(allowed_schemes)}, not {scheme or 'no scheme'!r}.{hint}",
         )
     host = parts.hostname
     if not host:
@@ -144,7 +154,7 @@ def check_url(url: str, *, allow_private: bool, allowed_schemes: tuple[str, ...]
     bare_host = host.rstrip(".")
     if not allow_private and (bare_host in _BLOCKED_HOSTNAMES or bare_host.endswith(".localhost")):
         # Refused by name too: resolvers may map these anywhere (RFC 6761).
-        raise UnsafeURLError(URL_HOST_NOT_ALLOWED, f"The host {host!r} is not allowed.")
+        raise UnsafeURLError(URL_HOST_NOT_ALLOWED, f"The host {host!r} is not allowed.{private_urls_hint(allow_private)}")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError, ValueError) as exc:
@@ -158,7 +168,8 @@ def check_url(url: str, *, allow_private: bool, allowed_schemes: tuple[str, ...]
             if not is_public_address(address):
                 raise UnsafeURLError(
                     URL_HOST_NOT_ALLOWED,
-                    f"The host {host!r} resolves to {address}, which is not a public address.",
+                    f"The host {host!r} resolves to {address}, which is not a public address."
+                    f"{private_urls_hint(allow_private)}",
                 )
     return addresses
 

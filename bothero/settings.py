@@ -143,7 +143,9 @@ if DB_POOL:
 
 # --- redis, cache, celery, channels ---------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
+# Without Redis tasks run eagerly; the in-memory broker is named with a host so that kombu does not warn
+# "No hostname was supplied" whenever a connection is described.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://localhost//")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -298,6 +300,9 @@ if KNOWLEDGE_INGEST_TIME_LIMIT_SECONDS < 60:
 # A `queued` document untouched this long is queued again by the beat sweep (lost message).
 KNOWLEDGE_QUEUED_STALE_SECONDS = env.int("KNOWLEDGE_QUEUED_STALE_SECONDS", default=3600)
 KNOWLEDGE_SWEEP_INTERVAL_SECONDS = env.int("KNOWLEDGE_SWEEP_INTERVAL_SECONDS", default=300)
+# Without a broker (eager Celery) a document is ingested on a thread of the process that queued it, after
+# the request has answered, so an upload answers at once and "queued" is true.
+KNOWLEDGE_INGEST_IN_THREAD = env.bool("KNOWLEDGE_INGEST_IN_THREAD", default=CELERY_TASK_ALWAYS_EAGER)
 # Retrieval: HNSW search breadth and how many candidates each ranker gives the fusion.
 KNOWLEDGE_HNSW_EF_SEARCH = env.int("KNOWLEDGE_HNSW_EF_SEARCH", default=400)
 KNOWLEDGE_SEARCH_CANDIDATES = env.int("KNOWLEDGE_SEARCH_CANDIDATES", default=20)

@@ -1,9 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.generic.base import RedirectView
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 from bothero import health
 from bothero.api.errors import route_not_found
+from bothero.api.schema import CompactOpenApiJsonRenderer
 from widget import views as widget_views
 
 urlpatterns = [
@@ -12,7 +14,12 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path(
         "v1/openapi.json",
-        SpectacularJSONAPIView.as_view(authentication_classes=[], permission_classes=[], throttle_classes=[]),
+        SpectacularJSONAPIView.as_view(
+            renderer_classes=[CompactOpenApiJsonRenderer],
+            authentication_classes=[],
+            permission_classes=[],
+            throttle_classes=[],
+        ),
         name="openapi-schema",
     ),
     path(
@@ -22,6 +29,8 @@ urlpatterns = [
         ),
         name="docs",
     ),
+    # The address people type; APPEND_SLASH is off, so it would otherwise be a 404.
+    path("docs/", RedirectView.as_view(pattern_name="docs", permanent=True)),
     path("widget.js", widget_views.widget_script, name="widget-js"),
     path("chat/<str:bot_id>", widget_views.chat_page, name="hosted-chat"),
     path("v1/", include("accounts.urls")),

@@ -86,3 +86,39 @@ def test_demo_is_idempotent_and_always_prints_a_working_key():
     assert [b["name"] for b in response.json()["data"]] == ["Demo Support Bot"]
     assert bots_with(first_key).status_code == 401
     assert f'curl -s http://127.0.0.1:8000/v1/bots -H "Authorization: Bearer {second_key}"' in second
+
+
+def test_in_development_the_demo_key_survives_a_restart_in_a_private_file(settings, tmp_path):
+    settings.DEBUG = True
+    settings.VAR_DIR = tmp_path
+    first, second = run("demo"), run("demo")
+    key = KEY.search(first).group(1)
+    assert KEY.search(second).group(1) == key  # printed again, still the same
+    kept = tmp_path / "demo_api_key"
+    assert kept.read_text().strip() == key
+    assert kept.stat().st_mode & 0o777 == 0o600
+    assert bots_with(key).status_code == 200
+    assert f"kept in {kept}" in second
+
+
+def test_a_kept_demo_key_that_no_longer_works_is_replaced(settings, tmp_path):
+    from accounts.models import ApiKey
+    from accounts.services import api_key_revoke
+
+    settings.DEBUG = True
+    settings.VAR_DIR = tmp_path
+    old = KEY.search(run("demo")).group(1)
+    revoked = ApiKey.objects.get(name="Demo key", revoked_at__isnull=True)
+    api_key_revoke(tenant=revoked.tenant, public_id=revoked.public_id)
+    new = KEY.search(run("demo")).group(1)
+    assert new != old
+    assert (tmp_path / "demo_api_key").read_text().strip() == new
+    assert bots_with(new).status_code == 200
+
+
+def test_with_debug_off_the_demo_key_is_never_written(settings, tmp_path):
+    settings.DEBUG = False
+    settings.VAR_DIR = tmp_path
+    output = run("demo")
+    assert "shown once" in output
+    assert not (tmp_path / "demo_api_key").exists()

@@ -14,6 +14,8 @@
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from drf_spectacular.renderers import OpenApiJsonRenderer2
+from rest_framework.renderers import JSONRenderer
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -159,3 +161,11 @@ def add_common_responses(result, generator, request, public):
                 if method == "post" and not is_public and code.startswith("2"):
                     headers.update(REPLAYED_HEADER)
     return result
+
+
+class CompactOpenApiJsonRenderer(OpenApiJsonRenderer2):
+    """`/v1/openapi.json` without the pretty-printing drf-spectacular adds (a third of the size on the wire);
+    a client that wants it indented asks with `Accept: application/json; indent=2`."""
+
+    def get_indent(self, accepted_media_type, renderer_context):
+        return JSONRenderer.get_indent(self, accepted_media_type, renderer_context)

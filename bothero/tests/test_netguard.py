@@ -297,3 +297,13 @@ def test_it_can_post_a_body_for_webhooks(server):
     fetched = fetch(base_url(server) + "/hook", method="POST", content=b"payload", max_redirects=0)
 
     assert fetched.content == b"got payload"
+
+
+def test_only_an_http_url_is_told_about_allow_private_urls(settings):
+    settings.DEBUG = True
+    with pytest.raises(UnsafeURLError) as http:
+        check_url("http://example.com/", allow_private=False, allowed_schemes=("https",))
+    with pytest.raises(UnsafeURLError) as ftp:
+        check_url("ftp://example.com/", allow_private=False, allowed_schemes=("https",))
+    assert "ALLOW_PRIVATE_URLS=true" in http.value.message
+    assert "ALLOW_PRIVATE_URLS" not in ftp.value.message  # the switch would not help

@@ -108,3 +108,19 @@ def test_the_asgi_server_serves_docs_and_their_assets_offline(transactional_db):
         assert httpx.get(f"{base}/static/admin/css/base.css", timeout=10).status_code == 200
         assert httpx.get(f"{base}/static/nope.js", timeout=10).status_code == 404
         assert httpx.get(f"{base}/v1/openapi.json", timeout=10).json()["openapi"].startswith("3.")
+
+
+def test_the_document_is_served_compact_unless_asked_for_indentation():
+    compact = APIClient().get("/v1/openapi.json")
+    indented = APIClient().get("/v1/openapi.json", HTTP_ACCEPT="application/json; indent=2")
+    assert compact.status_code == indented.status_code == 200
+    assert b"\n" not in compact.content
+    assert b'\n  "' in indented.content
+    assert compact.json() == indented.json()
+    assert len(compact.content) < len(indented.content) * 0.8
+
+
+def test_docs_with_a_trailing_slash_redirects_to_the_reference():
+    response = APIClient().get("/docs/")
+    assert response.status_code == 301
+    assert response["Location"] == "/docs"

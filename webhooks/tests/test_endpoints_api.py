@@ -278,3 +278,20 @@ def test_a_test_send_is_replayed_under_the_same_idempotency_key(alice, alice_end
     assert again.json()["id"] == first.json()["id"]
     assert again.headers["Idempotent-Replayed"] == "true"
     assert Delivery.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [("http://example.com/hooks", "url_scheme_not_allowed"), ("https://127.0.0.1/hooks", "url_host_not_allowed")],
+)
+def test_in_development_the_refusal_names_the_switch_that_allows_it(alice, settings, url, code):
+    settings.ALLOW_PRIVATE_URLS = False
+    settings.DEBUG = True
+    error = create(alice, url=url, events=["*"]).json()["error"]
+    assert error["code"] == code
+    assert "ALLOW_PRIVATE_URLS=true" in error["message"]
+
+    settings.DEBUG = False  # production: the switch is not advertised
+    error = create(alice, url=url, events=["*"]).json()["error"]
+    assert error["code"] == code
+    assert "ALLOW_PRIVATE_URLS" not in error["message"]
