@@ -5,7 +5,7 @@ from django.contrib import admin
 
 from bots import services
 from bots.models import EDITABLE_FIELDS, Bot
-from bots.serializers import LeadCaptureSerializer, RetrievalSerializer, WidgetSerializer
+from bots.serializers import HandoffSerializer, LeadCaptureSerializer, RetrievalSerializer, WidgetSerializer
 
 
 def _validated(serializer_class, value):
@@ -30,6 +30,9 @@ class BotForm(forms.ModelForm):
 
     def clean_widget(self):
         return _validated(WidgetSerializer, self.cleaned_data["widget"])
+
+    def clean_handoff(self):
+        return _validated(HandoffSerializer, self.cleaned_data["handoff"])
 
 
 @admin.register(Bot)

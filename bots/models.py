@@ -21,6 +21,7 @@ EDITABLE_FIELDS = (
     "retrieval",
     "lead_capture",
     "widget",
+    "handoff",
     "status",
 )
 
@@ -36,6 +37,31 @@ def default_lead_capture():
 def default_widget():
     """How the web chat widget looks (`/widget.js`, the hosted chat page)."""
     return {"color": "#2563eb", "position": "right", "launcher_text": "Chat with us"}
+
+
+DEFAULT_HANDOFF_PHRASES = [
+    "talk to a human",
+    "speak to a human",
+    "talk to a person",
+    "speak to a person",
+    "talk to someone",
+    "speak to someone",
+    "real person",
+    "human agent",
+    "live agent",
+    "customer service representative",
+]
+DEFAULT_HANDOFF_MESSAGE = "I'm passing you to a person from our team. They will reply here."
+
+
+def default_handoff():
+    # Off by default: a bot that hands off stops answering until someone replies or resumes it.
+    return {
+        "enabled": False,
+        "phrases": list(DEFAULT_HANDOFF_PHRASES),
+        "after_fallbacks": None,
+        "message": DEFAULT_HANDOFF_MESSAGE,
+    }
 
 
 class Bot(models.Model):
@@ -56,6 +82,7 @@ class Bot(models.Model):
     retrieval = models.JSONField(default=default_retrieval)
     lead_capture = models.JSONField(default=default_lead_capture)
     widget = models.JSONField(default=default_widget)
+    handoff = models.JSONField(default=default_handoff)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -9,7 +9,7 @@ from bothero.api.serializers import (
     StrictIntegerField,
     StrictSerializer,
 )
-from bots.models import DEFAULT_MODEL, EDITABLE_FIELDS, Bot
+from bots.models import DEFAULT_HANDOFF_MESSAGE, DEFAULT_HANDOFF_PHRASES, DEFAULT_MODEL, EDITABLE_FIELDS, Bot
 
 LEAD_FIELDS = ("name", "email", "phone")
 HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -45,6 +45,28 @@ class WidgetSerializer(StrictSerializer):
         return value
 
 
+class HandoffSerializer(StrictSerializer):
+    enabled = StrictBooleanField(
+        default=False, help_text="Whether phrases and fallbacks hand the conversation to a person."
+    )
+    phrases = serializers.ListField(
+        child=StrictCharField(max_length=100),
+        default=list(DEFAULT_HANDOFF_PHRASES),
+        max_length=50,
+        help_text="A customer message containing one of these (case and spacing ignored) asks for a person.",
+    )
+    after_fallbacks = StrictIntegerField(
+        min_value=1,
+        max_value=20,
+        allow_null=True,
+        default=None,
+        help_text="Hand off after this many fallback answers in a row (null: never).",
+    )
+    message = StrictCharField(
+        max_length=2000, default=DEFAULT_HANDOFF_MESSAGE, help_text="What the bot says when it hands off."
+    )
+
+
 class BotInputSerializer(StrictSerializer):
     name = StrictCharField(max_length=100)
     description = StrictCharField(max_length=2000, required=False, allow_blank=True)
@@ -57,6 +79,7 @@ class BotInputSerializer(StrictSerializer):
     retrieval = RetrievalSerializer(required=False)
     lead_capture = LeadCaptureSerializer(required=False)
     widget = WidgetSerializer(required=False)
+    handoff = HandoffSerializer(required=False)
     status = serializers.ChoiceField(choices=Bot.Status.choices, required=False)
 
 
@@ -66,6 +89,7 @@ class BotSerializer(serializers.ModelSerializer):
     retrieval = RetrievalSerializer()
     lead_capture = LeadCaptureSerializer()
     widget = WidgetSerializer()
+    handoff = HandoffSerializer()
 
     class Meta:
         model = Bot

@@ -45,7 +45,7 @@ class BotViewSet(mixins.ListModelMixin, TenantViewSet):
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         # Nested settings merge, so PATCH {"retrieval": {"top_k": 3}} keeps min_score.
-        for nested in ("retrieval", "lead_capture", "widget"):
+        for nested in ("retrieval", "lead_capture", "widget", "handoff"):
             if nested in fields:
                 fields[nested] = {**getattr(bot, nested), **fields[nested]}
         bot = services.bot_update(bot=bot, **fields)

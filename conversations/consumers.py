@@ -7,6 +7,14 @@ and receive `{"type": "message.start" | "message.delta" | "message.completed" | 
 with the same data as the SSE events. `{"type": "cancel"}` stops the answer in
 progress (stored as `incomplete`, like a closed connection); `{"type": "ping"}`
 gets `{"type": "pong"}`. One answer at a time per connection.
+
+Human handoff: a chat in a conversation that is with a person gets
+`{"type": "chat.handoff", "data": {...}}` instead of an answer. A connection
+follows every conversation it chatted in, and any conversation of its tenant
+after `{"type": "subscribe", "conversation_id"}` (`unsubscribe` to stop): their
+live updates arrive as `{"type": "message.created" | "conversation.handoff_requested"
+| "conversation.resumed" | "conversation.closed", "data": {...}}` (an agent's
+reply is a `message.created` with role `agent`).
 """
 
 from __future__ import annotations
@@ -25,8 +33,9 @@ from bothero.api.errors import error_body, exception_handler
 from bothero.errors import ApplicationError, AuthenticationError, PermissionDeniedError, RateLimitError
 from bothero.ids import random_base62
 from bothero.request_context import current_request_id
-from conversations import services
-from conversations.serializers import ChatRequestSerializer
+from conversations import selectors, services
+from conversations.realtime import conversation_group
+from conversations.serializers import ChatRequestSerializer, chat_handoff_data
 from conversations.streaming import reply_events
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -69,9 +78,18 @@ def prepare_chat(principal, arguments: dict, started_at: float):
     return services.chat_reply_start(tenant=tenant, started_at=started_at, **arguments)
 
 
+def subscription_check(principal, conversation_id: str) -> str:
+    """The conversation's public id, when it is the principal's tenant's (else 404 `conversation_not_found`)."""
+    return selectors.conversation_get(tenant=principal.tenant, public_id=conversation_id).public_id
+
+
 class RealtimeConsumer(AsyncJsonWebsocketConsumer):
     principal = None
     chat_task: asyncio.Task | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.followed: set[str] = set()
 
     async def connect(self):
         await self.accept()
@@ -85,6 +103,22 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code):
         await self._cancel_chat()
+        for public_id in list(self.followed):
+            await self._unfollow(public_id)
+
+    async def _follow(self, public_id: str) -> None:
+        if public_id not in self.followed and self.channel_layer is not None:
+            self.followed.add(public_id)
+            await self.channel_layer.group_add(conversation_group(public_id), self.channel_name)
+
+    async def _unfollow(self, public_id: str) -> None:
+        if public_id in self.followed:
+            self.followed.discard(public_id)
+            await self.channel_layer.group_discard(conversation_group(public_id), self.channel_name)
+
+    async def conversation_update(self, message):
+        """A live update of a followed conversation (`conversations.realtime`)."""
+        await self.send_json({"type": message["event"], "data": message["data"]})
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         try:
@@ -125,10 +159,28 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             await self._cancel_chat()
         elif kind == "ping":
             await self.send_json({"type": "pong"})
+        elif kind in ("subscribe", "unsubscribe"):
+            await self._subscription(kind, content)
         else:
             await self._send_error(
-                ApplicationError(f"Unknown message type {kind!r}; expected chat, cancel or ping.", code="invalid_type")
+                ApplicationError(
+                    f"Unknown message type {kind!r}; expected chat, cancel, ping, subscribe or unsubscribe.",
+                    code="invalid_type",
+                )
             )
+
+    async def _subscription(self, kind: str, content: dict) -> None:
+        conversation_id = str(content.get("conversation_id") or "")
+        try:
+            public_id = await database_sync_to_async(subscription_check)(self.principal, conversation_id)
+        except ApplicationError as exc:
+            await self._send_error(exc)
+            return
+        if kind == "subscribe":
+            await self._follow(public_id)
+        else:
+            await self._unfollow(public_id)
+        await self.send_json({"type": f"{kind}d", "data": {"conversation_id": public_id}})
 
     async def _authenticate(self, credential: str) -> None:
         try:
@@ -163,6 +215,10 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             data = ChatRequestSerializer(data={key: value for key, value in content.items() if key != "type"})
             data.is_valid(raise_exception=True)
             prepared = await database_sync_to_async(prepare_chat)(self.principal, data.chat_arguments(), started_at)
+            await self._follow(prepared.conversation.public_id)
+            if prepared.silent:
+                await self.send_json({"type": "chat.handoff", "data": chat_handoff_data(prepared.user_message)})
+                return
             async for event in reply_events(prepared, request_id=request_id):
                 if event.type != "heartbeat":
                     await self.send_json({"type": event.type, "data": event.data})

@@ -33,6 +33,7 @@ CSV_COLUMNS = [
     "conversation_id",
     "bot_id",
     "end_user_id",
+    "conversation_status",
     "conversation_created_at",
     "message_id",
     "role",
@@ -104,6 +105,7 @@ def _conversation_summary(conversation: Conversation) -> dict:
         "id": conversation.public_id,
         "end_user_id": conversation.end_user_id,
         "metadata": conversation.metadata,
+        "status": conversation.status,
         "created_at": iso_datetime(conversation.created_at),
     }
 
@@ -121,6 +123,7 @@ def message_csv(message: Message) -> str:
             conversation.public_id,
             message.bot.public_id,
             conversation.end_user_id,
+            conversation.status,
             iso_datetime(conversation.created_at),
             message.public_id,
             message.role,

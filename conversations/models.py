@@ -4,6 +4,17 @@ from bothero.ids import PublicIdField
 
 
 class Conversation(models.Model):
+    class Status(models.TextChoices):
+        BOT = "bot"  # the bot answers
+        HANDOFF = "handoff"  # a person answers; the bot stays silent
+        CLOSED = "closed"  # over: no more messages
+
+    class HandoffReason(models.TextChoices):
+        PHRASE = "phrase"  # the customer's message asked for a person
+        REQUESTED = "requested"  # the chat request's `handoff` flag
+        FALLBACKS = "fallbacks"  # the bot fell back too many times in a row
+        API = "api"  # POST /v1/conversations/:id/handoff
+
     public_id = PublicIdField(prefix="conv")
     tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="conversations")
     bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="conversations")
@@ -15,6 +26,9 @@ class Conversation(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     message_count = models.PositiveIntegerField(default=0)
     has_lead = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.BOT)
+    handoff_reason = models.CharField(max_length=16, choices=HandoffReason.choices, blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
     last_message_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -23,6 +37,8 @@ class Conversation(models.Model):
         indexes = [
             models.Index(fields=["tenant", "-id"]),
             models.Index(fields=["tenant", "bot", "created_at"]),
+            # The agents' queue: a tenant's conversations waiting for (or with) a person.
+            models.Index(fields=["tenant", "-id"], condition=~models.Q(status="bot"), name="conversation_not_bot"),
         ]
 
 
@@ -30,6 +46,7 @@ class Message(models.Model):
     class Role(models.TextChoices):
         USER = "user"
         ASSISTANT = "assistant"
+        AGENT = "agent"  # a person of the business, replying in a handed-off conversation
 
     class Status(models.TextChoices):
         COMPLETE = "complete"

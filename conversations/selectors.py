@@ -19,6 +19,7 @@ def conversation_list(
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     has_lead: bool | None = None,
+    status: str | None = None,
 ) -> QuerySet[Conversation]:
     """The tenant's conversations, optionally filtered (newest first once paginated)."""
     queryset = Conversation.objects.filter(tenant=tenant).select_related("bot")
@@ -30,6 +31,8 @@ def conversation_list(
         queryset = queryset.filter(created_at__lt=created_before)
     if has_lead is not None:
         queryset = queryset.filter(has_lead=has_lead)
+    if status:
+        queryset = queryset.filter(status=status)
     return queryset
 
 
@@ -38,6 +41,16 @@ def conversation_list_for_visitor(*, tenant, publishable_key, visitor) -> QueryS
     return Conversation.objects.filter(
         tenant=tenant, bot__publishable_keys=publishable_key, visitor_hash=visitor.visitor_hash
     ).select_related("bot")
+
+
+def conversation_get(*, tenant, public_id: str) -> Conversation:
+    """The tenant's conversation `public_id` (NotFoundError `conversation_not_found` for another tenant's)."""
+    conversation = conversation_list(tenant=tenant).filter(public_id=public_id).first()
+    if conversation is None:
+        raise NotFoundError(
+            f"No such conversation: {public_id}.", code="conversation_not_found", param="conversation_id"
+        )
+    return conversation
 
 
 def chat_target_get(

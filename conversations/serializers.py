@@ -157,10 +157,19 @@ class ConversationSerializer(serializers.ModelSerializer):
             "metadata",
             "message_count",
             "has_lead",
+            "status",
+            "handoff_reason",
+            "status_changed_at",
             "last_message_at",
             "created_at",
             "updated_at",
         ]
+        extra_kwargs = {
+            "status": {"help_text": "`bot` (the bot answers), `handoff` (a person answers) or `closed`."},
+            "handoff_reason": {
+                "help_text": "Why it was handed off: `phrase`, `requested`, `fallbacks` or `api` (empty: never)."
+            },
+        }
 
     def get_object(self, obj) -> str:
         return "conversation"
@@ -176,6 +185,9 @@ def conversation_data(conversation: Conversation) -> dict:
         "metadata": conversation.metadata,
         "message_count": conversation.message_count,
         "has_lead": conversation.has_lead,
+        "status": conversation.status,
+        "handoff_reason": conversation.handoff_reason,
+        "status_changed_at": iso_datetime(conversation.status_changed_at),
         "last_message_at": iso_datetime(conversation.last_message_at),
         "created_at": iso_datetime(conversation.created_at),
         "updated_at": iso_datetime(conversation.updated_at),
@@ -230,6 +242,11 @@ class ChatCompletionSerializer(serializers.Serializer):
     model = serializers.CharField()
     usage = serializers.SerializerMethodField()
     sources = SourceSerializer(many=True)
+    conversation_status = serializers.CharField(
+        source="conversation.status",
+        help_text="The conversation's status after this answer: `bot`, or `handoff` when the bot has just handed "
+        "it to a person (further messages get no bot answer until it is resumed).",
+    )
     created_at = serializers.DateTimeField()
 
     def get_object(self, obj) -> str:
@@ -252,6 +269,29 @@ def chat_completion_data(message: Message) -> dict:
         "model": message.model,
         "usage": usage_of(message),
         "sources": message.sources,
+        "conversation_status": message.conversation.status,
+        "created_at": iso_datetime(message.created_at),
+    }
+
+
+class ChatHandoffSerializer(serializers.Serializer):
+    """The answer (202) to a message sent in a conversation that is with a person: stored, not answered by the bot."""
+
+    object = serializers.CharField(help_text="`chat.handoff`")
+    bot_id = serializers.CharField()
+    conversation_id = serializers.CharField()
+    conversation_status = serializers.CharField(help_text="`handoff`")
+    user_message_id = serializers.CharField(help_text="The customer's message, stored and shown to the agents.")
+    created_at = serializers.DateTimeField()
+
+
+def chat_handoff_data(message: Message) -> dict:
+    return {
+        "object": "chat.handoff",
+        "bot_id": message.bot.public_id,
+        "conversation_id": message.conversation.public_id,
+        "conversation_status": message.conversation.status,
+        "user_message_id": message.public_id,
         "created_at": iso_datetime(message.created_at),
     }
 
@@ -347,6 +387,12 @@ class ChatRequestSerializer(serializers.Serializer):
         default=dict,
         help_text="Your own key/values for the conversation. `user_id` or `end_user_id` identifies the customer.",
     )
+    handoff = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="The customer asks for a person (a button in your UI): the conversation is handed off and the "
+        "bot answers with its handoff notice.",
+    )
 
     def validate_message(self, value: str) -> str:
         if not value.strip():
@@ -364,6 +410,7 @@ class ChatRequestSerializer(serializers.Serializer):
             "user_message": data["message"],
             "conversation_id": data.get("conversation_id"),
             "metadata": data["metadata"],
+            "handoff": data["handoff"],
         }
 
 
@@ -428,6 +475,9 @@ class OpenAIChatRequestSerializer(serializers.Serializer):
     conversation_id = serializers.CharField(
         max_length=64, required=False, allow_null=True, help_text="BotHero extension: continue this conversation."
     )
+    handoff = serializers.BooleanField(
+        required=False, default=False, help_text="BotHero extension: the customer asks for a person."
+    )
 
     def validate_metadata(self, value: dict) -> dict:
         return validate_metadata(value)
@@ -466,6 +516,7 @@ class OpenAIChatRequestSerializer(serializers.Serializer):
             "extra_instructions": tuple(m["content"] for m in earlier if m["role"] in ("system", "developer")),
             "temperature": data.get("temperature"),
             "max_tokens": data.get("max_completion_tokens") or data.get("max_tokens"),
+            "handoff": data["handoff"],
         }
 
 
@@ -497,6 +548,7 @@ class FeedbackInputSerializer(serializers.Serializer):
 
 class ConversationFilterSerializer(serializers.Serializer):
     bot_id = serializers.CharField(required=False, max_length=64)
+    status = serializers.ChoiceField(choices=Conversation.Status.choices, required=False)
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
     has_lead = serializers.BooleanField(required=False, allow_null=True, default=None)
@@ -504,3 +556,13 @@ class ConversationFilterSerializer(serializers.Serializer):
 
 class MessageOrderSerializer(serializers.Serializer):
     order = serializers.ChoiceField(choices=["asc", "desc"], required=False, default="asc")
+
+
+class AgentMessageInputSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=[Message.Role.AGENT], help_text="`agent`: a person of your team.")
+    content = serializers.CharField(trim_whitespace=False, max_length=20000)
+
+    def validate_content(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("The message is empty.")
+        return value

@@ -29,13 +29,21 @@ from django.utils import timezone
 from accounts.services import current_period_start
 from bothero.errors import ConflictError, RateLimitError, UpstreamError, ValidationError
 from bothero.ids import new_public_id
-from bots.models import Bot
+from bots.models import DEFAULT_HANDOFF_MESSAGE, Bot
 from conversations import selectors, sql
-from conversations.events import lead_event_data
+from conversations.events import lead_event_data, message_event_data
+from conversations.handoff import (
+    conversation_handoff,
+    handoff_after_fallback,
+    handoff_phrase_matched,
+    handoff_settings,
+)
 from conversations.leads import ContactDetails, extract_contact_details
 from conversations.models import Conversation, Lead, Message
 from conversations.prompt import build_messages, count_prompt_tokens, count_tokens, history_within_budget
 from conversations.providers import ChatProvider, ProviderRequest, Usage, get_provider
+from conversations.providers.canned import CannedProvider
+from conversations.realtime import conversation_broadcast
 from knowledge.embeddings import EmbeddingError
 from knowledge.selectors import query_embedding, search
 from webhooks.services import event_emit
@@ -60,6 +68,8 @@ class PreparedReply:
     model: str
     started_at: float  # time.perf_counter() when the request arrived
     conversation_created: bool
+    # The conversation is with a person (handoff): the message is stored, the bot does not answer.
+    silent: bool = False
 
 
 # --- quota ----------------------------------------------------------------------------
@@ -315,6 +325,7 @@ def reply_prepare(
     started_at: float | None = None,
     question_embedding: Future | None = None,
     visitor_hash: str = "",
+    handoff: bool = False,
 ) -> PreparedReply:
     """Store the customer's message, retrieve passages and build the prompt (step 1 of a reply).
 
@@ -322,13 +333,30 @@ def reply_prepare(
     OpenAI-shaped endpoint, whose clients send it); either way it is cut to
     `CHAT_HISTORY_TOKEN_BUDGET` tokens, newest messages kept.
     `question_embedding`: `question_embedding_start(user_message)`, when the caller started it early.
+
+    Handoff (`conversations.handoff`): in a conversation with a person the
+    message is stored and the result is `silent` (no answer); a message that
+    asks for a person (`handoff`, or the bot's phrases) hands the conversation
+    off and is answered with the bot's handoff notice, verbatim. A closed
+    conversation takes no more messages (409 `conversation_closed`).
     """
     started_at = started_at or time.perf_counter()
     if bot.status != Bot.Status.ACTIVE:
         raise ConflictError(f"The bot {bot.public_id} is disabled.", code="bot_disabled", param="bot_id")
+    status = conversation.status if conversation is not None else Conversation.Status.BOT
+    if status == Conversation.Status.CLOSED:
+        raise ConflictError(
+            f"The conversation {conversation.public_id} is closed; start a new one.",
+            code="conversation_closed",
+            param="conversation_id",
+        )
+    silent = status == Conversation.Status.HANDOFF
+    hand_off = not silent and (handoff or handoff_phrase_matched(bot=bot, text=user_message))
     provider = get_provider()
     # Retrieval (embedding the question, then the search) overlaps the writes and reads below.
-    retrieval = retrieval_start(tenant=tenant, bot=bot, query=user_message, question_embedding=question_embedding)
+    retrieval = None
+    if not (silent or hand_off):
+        retrieval = retrieval_start(tenant=tenant, bot=bot, query=user_message, question_embedding=question_embedding)
     try:
         conversation, message, created = user_message_record(
             tenant=tenant,
@@ -340,8 +368,36 @@ def reply_prepare(
             visitor_hash=visitor_hash,
         )
     except BaseException:
-        retrieval.cancel()
+        if retrieval is not None:
+            retrieval.cancel()
         raise
+    if silent:
+        # The agents watching the conversation see the customer's message as it arrives.
+        conversation_broadcast(
+            public_id=conversation.public_id, event="message.created", data=message_event_data(message)
+        )
+        return PreparedReply(
+            tenant=tenant,
+            bot=bot,
+            conversation=conversation,
+            user_message=message,
+            assistant_id="",
+            provider=provider,
+            request=None,
+            sources=[],
+            model="",
+            started_at=started_at,
+            conversation_created=created,
+            silent=True,
+        )
+    if hand_off:
+        reason = Conversation.HandoffReason.REQUESTED if handoff else Conversation.HandoffReason.PHRASE
+        conversation_handoff(conversation=conversation, reason=reason)
+        conversation_broadcast(
+            public_id=conversation.public_id, event="message.created", data=message_event_data(message)
+        )
+        notice = handoff_settings(bot).get("message") or DEFAULT_HANDOFF_MESSAGE
+        provider = CannedProvider(text=notice, model="handoff")
     if history is None:
         history = (
             []
@@ -352,7 +408,7 @@ def reply_prepare(
         )
     history = history_within_budget(history, settings.CHAT_HISTORY_TOKEN_BUDGET)
     try:
-        passages = provider.usable_passages(retrieval.result())
+        passages = provider.usable_passages(retrieval.result()) if retrieval is not None else []
     except EmbeddingError as exc:
         raise UpstreamError("The embedding service failed, so the question could not be searched.") from exc
     model = provider.model_for(bot)
@@ -429,6 +485,8 @@ def reply_finish(
         is_fallback=_is_fallback(content, prepared.bot.fallback_message),
     )
     sql.assistant_message_insert(message=message, conversation=prepared.conversation)
+    if message.is_fallback:
+        handoff_after_fallback(conversation=prepared.conversation, bot=prepared.bot)
     return message
 
 

@@ -138,7 +138,10 @@ def assistant_message_insert(*, message: Message, conversation: Conversation) ->
         completion_tokens=message.completion_tokens,
     )
     dispatches = _with_events(
-        ctes, tenant_id=message.tenant_id, events=[("message.created", message_event_data(message))], now=message.created_at
+        ctes,
+        tenant_id=message.tenant_id,
+        events=[("message.created", message_event_data(message))],
+        now=message.created_at,
     )
     message_id, conversation.message_count, dispatched_at = _execute(
         ctes, ["(SELECT id FROM message)", "(SELECT message_count FROM conversation)", *dispatches]

@@ -20,11 +20,13 @@ from contextlib import aclosing
 from dataclasses import dataclass
 
 from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from bothero.api.errors import error_body
 from bothero.errors import ApplicationError, UpstreamError
 from conversations.models import Message
+from conversations.realtime import conversation_group
 from conversations.serializers import chat_completion_data
 from conversations.services import PreparedReply, reply_finish
 
@@ -153,7 +155,7 @@ async def reply_events(prepared: PreparedReply, *, request_id: str | None = None
     yield ChatEvent("message.completed", completion_data(message))
 
 
-def _json(data) -> bytes:
+def json_bytes(data) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -164,7 +166,7 @@ async def native_sse(prepared: PreparedReply, *, request_id: str | None = None) 
             if event.type == "heartbeat":
                 yield SSE_HEARTBEAT
             else:
-                yield b"event: " + event.type.encode() + b"\ndata: " + _json(event.data) + b"\n\n"
+                yield b"event: " + event.type.encode() + b"\ndata: " + json_bytes(event.data) + b"\n\n"
 
 
 async def openai_sse(
@@ -182,7 +184,7 @@ async def openai_sse(
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
             **extra,
         }
-        return b"data: " + _json(body) + b"\n\n"
+        return b"data: " + json_bytes(body) + b"\n\n"
 
     async with aclosing(reply_events(prepared, request_id=request_id)) as events:
         async for event in events:
@@ -207,10 +209,10 @@ async def openai_sse(
                         "choices": [],
                         "usage": event.data["usage"],
                     }
-                    yield b"data: " + _json(body) + b"\n\n"
+                    yield b"data: " + json_bytes(body) + b"\n\n"
                 yield b"data: [DONE]\n\n"
             elif event.type == "error":
-                yield b"data: " + _json(event.data) + b"\n\n"
+                yield b"data: " + json_bytes(event.data) + b"\n\n"
 
 
 def buffered(make_stream: Callable[[], AsyncIterator[bytes]]) -> Iterator[bytes]:
@@ -224,3 +226,29 @@ def buffered(make_stream: Callable[[], AsyncIterator[bytes]]) -> Iterator[bytes]
         return [part async for part in make_stream()]
 
     yield from async_to_sync(collect)()
+
+
+async def _channel_messages(layer, channel: str) -> AsyncIterator[dict]:
+    while True:
+        yield await layer.receive(channel)
+
+
+async def conversation_sse(public_id: str, *, heartbeat_seconds: float) -> AsyncIterator[bytes]:
+    """SSE frames of conversation `public_id`'s live updates (`conversations.realtime`): `event: <type>` and
+    `data: <json>`, heartbeat comments while nothing happens, until the client goes away. The first frame,
+    `event: ready`, is sent once it listens (what happens from then on arrives)."""
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    group = conversation_group(public_id)
+    await layer.group_add(group, channel)
+    try:
+        yield b"event: ready\ndata: " + json_bytes({"conversation_id": public_id}) + b"\n\n"
+        updates = with_heartbeats(_channel_messages(layer, channel), heartbeat_seconds)
+        async with aclosing(updates):
+            async for update in updates:
+                if update is HEARTBEAT:
+                    yield SSE_HEARTBEAT
+                else:
+                    yield b"event: " + update["event"].encode() + b"\ndata: " + json_bytes(update["data"]) + b"\n\n"
+    finally:
+        await layer.group_discard(group, channel)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -20,11 +21,14 @@ from rest_framework.response import Response
 from accounts.services import publishable_key_not_allowed
 from bothero.api.pagination import list_body, paginate_queryset
 from bothero.api.views import TenantAPIView, TenantViewSet
+from bothero.errors import ApplicationError
 from bots.selectors import bot_get, bot_list
-from conversations import selectors, services, streaming
+from conversations import handoff, selectors, services, streaming
 from conversations.models import Conversation
 from conversations.serializers import (
+    AgentMessageInputSerializer,
     ChatCompletionSerializer,
+    ChatHandoffSerializer,
     ChatRequestSerializer,
     ConversationDeletedSerializer,
     ConversationFilterSerializer,
@@ -40,6 +44,7 @@ from conversations.serializers import (
     OpenAIChatCompletionSerializer,
     OpenAIChatRequestSerializer,
     chat_completion_data,
+    chat_handoff_data,
     openai_completion,
 )
 
@@ -76,6 +81,28 @@ def _stream_response(make_stream, request) -> StreamingHttpResponse:
     return response
 
 
+class StreamingNotSupportedError(ApplicationError):
+    status_code = 501
+    error_type = "api_error"
+    default_code = "streaming_not_supported"
+
+
+def _handoff_response(prepared, request, *, stream: bool, openai_shape: bool):
+    """A message in a conversation with a person: stored, not answered. 202 with `chat.handoff`, or that object as
+    the one event of a stream (`event: chat.handoff`; OpenAI shape: a `data:` frame, then `[DONE]`)."""
+    data = chat_handoff_data(prepared.user_message)
+    if not stream:
+        return Response(data, status=202)
+
+    async def frames():
+        if openai_shape:
+            yield b"data: " + streaming.json_bytes(data) + b"\n\ndata: [DONE]\n\n"
+        else:
+            yield b"event: chat.handoff\ndata: " + streaming.json_bytes(data) + b"\n\n"
+
+    return _stream_response(frames, request)
+
+
 class ChatCompletionsView(TenantAPIView):
     # The chat widget chats with a publishable key, in the native shape.
     publishable_key_actions = {"post"}
@@ -103,7 +130,28 @@ class ChatCompletionsView(TenantAPIView):
                 resource_type_field_name=None,
             ),
             (200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description=STREAM_DESCRIPTION),
-            (409, "application/json"): OpenApiResponse(description="The bot is disabled (`bot_disabled`)."),
+            (202, "application/json"): OpenApiResponse(
+                ChatHandoffSerializer,
+                description="The conversation is with a person (`handoff`): the message is stored and shown to "
+                "the agents; the bot does not answer. Streamed, the same object is the one `chat.handoff` event.",
+                examples=[
+                    OpenApiExample(
+                        "Handed off",
+                        value={
+                            "object": "chat.handoff",
+                            "bot_id": "bot_abc123",
+                            "conversation_id": "conv_xyz789",
+                            "conversation_status": "handoff",
+                            "user_message_id": "msg_q1w2e3",
+                            "created_at": "2026-11-30T10:15:00.123Z",
+                        },
+                    )
+                ],
+            ),
+            (409, "application/json"): OpenApiResponse(
+                description="The bot is disabled (`bot_disabled`), or the conversation is closed "
+                "(`conversation_closed`)."
+            ),
             (429, "application/json"): OpenApiResponse(
                 description="Rate limit, or the plan's monthly messages are used up (`monthly_quota_exceeded`, "
                 "with `Retry-After` and `X-Quota-Reset`)."
@@ -141,6 +189,8 @@ class ChatCompletionsView(TenantAPIView):
             visitor=request.user.visitor,
             **data.chat_arguments(),
         )
+        if prepared.silent:
+            return _handoff_response(prepared, request, stream=data.validated_data["stream"], openai_shape=False)
         if data.validated_data["stream"]:
             request_id = request._request.request_id
             return _stream_response(lambda: streaming.native_sse(prepared, request_id=request_id), request)
@@ -155,6 +205,8 @@ class ChatCompletionsView(TenantAPIView):
         data.is_valid(raise_exception=True)
         params = data.validated_data
         prepared = services.chat_reply_start(tenant=self.tenant, started_at=self.started_at, **data.chat_arguments())
+        if prepared.silent:
+            return _handoff_response(prepared, request, stream=params["stream"], openai_shape=True)
         model_name = prepared.bot.public_id
         if params["stream"]:
             request_id = request._request.request_id
@@ -207,6 +259,12 @@ class ConversationViewSet(mixins.ListModelMixin, TenantViewSet):
             OpenApiParameter("created_after", OpenApiTypes.DATETIME, description="Created after (ISO 8601)."),
             OpenApiParameter("created_before", OpenApiTypes.DATETIME, description="Created before (ISO 8601)."),
             OpenApiParameter("has_lead", bool, description="Only those with (true) or without (false) a lead."),
+            OpenApiParameter(
+                "status",
+                str,
+                enum=[choice.value for choice in Conversation.Status],
+                description="Only those with the bot, with a person (`handoff`: the agents' queue) or closed.",
+            ),
         ],
     )
     def list(self, request, *args, **kwargs):
@@ -279,3 +337,80 @@ class ConversationViewSet(mixins.ListModelMixin, TenantViewSet):
         data.is_valid(raise_exception=True)
         lead = services.lead_submit(conversation=conversation, **data.validated_data)
         return Response(LeadSerializer(lead).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        operation_id="conversations_messages_create",
+        summary="Reply as a person (role `agent`)",
+        description="An agent's message in the conversation, which is handed off first if the bot still had it. "
+        "It appears in the history, on the conversation's live streams (`GET /v1/conversations/:id/events`, "
+        "the `/v1/realtime` websocket) and as `message.created` in webhooks. A closed conversation is a 409 "
+        "`conversation_closed`.",
+        request=AgentMessageInputSerializer,
+        responses={201: MessageSerializer},
+        examples=[
+            OpenApiExample("Agent reply", request_only=True, value={"role": "agent", "content": "Hi, Sam here."})
+        ],
+    )
+    def agent_message(self, request, id):
+        conversation = self.get_object()
+        data = AgentMessageInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        message = handoff.agent_message_create(conversation=conversation, content=data.validated_data["content"])
+        return Response(MessageSerializer(message).data, status=201)
+
+    @extend_schema(
+        operation_id="conversations_handoff",
+        summary="Hand the conversation to a person",
+        description="The bot stops answering: customer messages are stored and get a 202 `chat.handoff` until "
+        "the conversation is resumed. Emits `conversation.handoff_requested` (reason `api`); a conversation "
+        "already with a person is returned unchanged.",
+        request=None,
+        responses={200: ConversationSerializer},
+    )
+    def handoff(self, request, id):
+        conversation = handoff.conversation_handoff(
+            conversation=self.get_object(), reason=Conversation.HandoffReason.API
+        )
+        return Response(ConversationSerializer(conversation).data)
+
+    @extend_schema(
+        operation_id="conversations_resume",
+        summary="Give the conversation back to the bot",
+        description="Emits `conversation.resumed`. 409 `conversation_not_in_handoff` when the bot has it already, "
+        "`conversation_closed` when it is closed.",
+        request=None,
+        responses={200: ConversationSerializer},
+    )
+    def resume(self, request, id):
+        conversation = handoff.conversation_resume(conversation=self.get_object())
+        return Response(ConversationSerializer(conversation).data)
+
+    @extend_schema(
+        operation_id="conversations_close",
+        summary="Close the conversation",
+        description="No more messages from the customer (409 `conversation_closed`) or agents. "
+        "Emits `conversation.closed`.",
+        request=None,
+        responses={200: ConversationSerializer},
+    )
+    def close(self, request, id):
+        conversation = handoff.conversation_close(conversation=self.get_object())
+        return Response(ConversationSerializer(conversation).data)
+
+    @extend_schema(
+        operation_id="conversations_events",
+        summary="Follow the conversation live (server-sent events)",
+        description="`text/event-stream` that stays open: `event: ready` first, then `message.created` (an agent's "
+        "message; while handed off, customers' messages too), `conversation.handoff_requested`, "
+        "`conversation.resumed` and `conversation.closed`, each with the object as `data`; heartbeat comments "
+        "in between. Served by the ASGI server (uvicorn) only.",
+        responses={(200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR)},
+    )
+    def events(self, request, id):
+        conversation = self.get_object()
+        if not isinstance(request._request, ASGIRequest):
+            raise StreamingNotSupportedError("Live streams need the ASGI server (uvicorn).")
+        public_id = conversation.public_id
+        return _stream_response(
+            lambda: streaming.conversation_sse(public_id, heartbeat_seconds=settings.CHAT_HEARTBEAT_SECONDS), request
+        )

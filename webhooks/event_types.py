@@ -4,7 +4,12 @@ ALL_EVENTS = "*"
 
 EVENT_TYPES: dict[str, str] = {
     "conversation.created": "A conversation was started with one of your bots.",
-    "message.created": "A bot answered a message (the assistant message, with usage and sources).",
+    "message.created": "A message was stored: a customer's, the bot's answer (with usage and sources) or an "
+    "agent's reply (role `agent`).",
+    "conversation.handoff_requested": "A conversation was handed to a person (the customer asked, the bot fell "
+    "back too often, or your team took it over); the bot stays silent in it.",
+    "conversation.resumed": "A handed-off conversation was given back to the bot.",
+    "conversation.closed": "A conversation was closed.",
     "lead.captured": "Contact details were captured in a conversation.",
     "document.ready": "A knowledge document finished processing and is searchable.",
     "document.failed": "A knowledge document could not be processed.",

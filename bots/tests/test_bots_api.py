@@ -23,6 +23,7 @@ BOT_FIELDS = {
     "retrieval",
     "lead_capture",
     "widget",
+    "handoff",
     "status",
     "created_at",
     "updated_at",

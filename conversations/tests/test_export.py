@@ -166,8 +166,9 @@ def _insert_messages(bot, *, conversations: int, per_conversation: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"""INSERT INTO {conversation_table} (public_id, tenant_id, bot_id, end_user_id, metadata, message_count,
-                    has_lead, last_message_at, created_at, updated_at)
-                SELECT 'conv_bulk' || n, %s, %s, '', '{{}}', %s, false, %s, %s, %s FROM generate_series(1, %s) n""",
+                    has_lead, status, handoff_reason, last_message_at, created_at, updated_at)
+                SELECT 'conv_bulk' || n, %s, %s, '', '{{}}', %s, false, 'bot', '', %s, %s, %s
+                FROM generate_series(1, %s) n""",
             [bot.tenant_id, bot.pk, per_conversation, now, now, now, conversations],
         )
         cursor.execute(
