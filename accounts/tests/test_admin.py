@@ -216,6 +216,7 @@ def test_editing_and_deleting_a_bot_in_the_admin_goes_through_the_services(staff
         "retrieval": '{"top_k": 4, "min_score": 0.1}',
         "lead_capture": '{"enabled": false, "fields": ["email"]}',
         "widget": '{"color": "#112233", "position": "left", "launcher_text": "Help"}',
+        "handoff": '{"enabled": true, "phrases": ["agent please"], "after_fallbacks": 3, "message": "Hold on."}',
         "status": "active",
     }
     response = staff.post(f"/admin/bots/bot/{bot.pk}/change/", form)
@@ -223,6 +224,7 @@ def test_editing_and_deleting_a_bot_in_the_admin_goes_through_the_services(staff
     bot.refresh_from_db()
     assert (bot.name, bot.retrieval["top_k"]) == ("New name", 4)
     assert bot.widget == {"color": "#112233", "position": "left", "launcher_text": "Help"}
+    assert bot.handoff == {"enabled": True, "phrases": ["agent please"], "after_fallbacks": 3, "message": "Hold on."}
     assert Event.objects.get(tenant=alice.tenant, type="bot.updated").data["name"] == "New name"
 
     bad = staff.post(f"/admin/bots/bot/{bot.pk}/change/", {**form, "retrieval": '{"top_k": 0}'})
