@@ -156,29 +156,46 @@ def test_every_message_is_exported_once_across_chunk_boundaries(alice, alice_bot
 # --- 100k messages from a real server, in constant memory --------------------------------------------------
 
 
+def _columns(model, *, replaced: dict[str, str]) -> tuple[str, str]:
+    """(column list, select list) copying every column of a template row but the id and those in `replaced`."""
+    names = [f.column for f in model._meta.concrete_fields if not f.primary_key]
+    return ", ".join(names), ", ".join(replaced.get(name, f"t.{name}") for name in names)
+
+
 def _insert_messages(bot, *, conversations: int, per_conversation: int) -> None:
-    """Bulk-insert the rows in SQL (factories would take minutes for 100k)."""
-    conversation_table, message_table = Conversation._meta.db_table, Message._meta.db_table
-    now = timezone.now()
-    sources = json.dumps(
-        [{"document_id": "doc_bulk", "title": "Bulk FAQ", "chunk_id": "chk_bulk", "score": 0.7, "snippet": "x" * 150}]
+    """Copy a template conversation and message in SQL (factories would take minutes for 100k rows)."""
+    sources = [
+        {"document_id": "doc_bulk", "title": "Bulk FAQ", "chunk_id": "chk_bulk", "score": 0.7, "snippet": "x" * 150}
+    ]
+    template = MessageFactory(
+        conversation=ConversationFactory(bot=bot, message_count=per_conversation),
+        content="A sentence of the answer. " * 12,
+        sources=sources,
+        model="extractive",
+        prompt_tokens=100,
+        completion_tokens=20,
     )
+    conversation_table, message_table = Conversation._meta.db_table, Message._meta.db_table
     with connection.cursor() as cursor:
+        columns, values = _columns(Conversation, replaced={"public_id": "'conv_bulk' || n"})
         cursor.execute(
-            f"""INSERT INTO {conversation_table} (public_id, tenant_id, bot_id, end_user_id, metadata, message_count,
-                    has_lead, status, handoff_reason, last_message_at, created_at, updated_at)
-                SELECT 'conv_bulk' || n, %s, %s, '', '{{}}', %s, false, 'bot', '', %s, %s, %s
-                FROM generate_series(1, %s) n""",
-            [bot.tenant_id, bot.pk, per_conversation, now, now, now, conversations],
+            f"""INSERT INTO {conversation_table} ({columns}) SELECT {values}
+                FROM {conversation_table} t CROSS JOIN generate_series(1, %s) n WHERE t.id = %s""",
+            [conversations - 1, template.conversation_id],
+        )
+        columns, values = _columns(
+            Message,
+            replaced={
+                "public_id": "'msg_bulk' || c.id || '_' || n",
+                "conversation_id": "c.id",
+                "role": "CASE WHEN n %% 2 = 0 THEN 'assistant' ELSE 'user' END",
+            },
         )
         cursor.execute(
-            f"""INSERT INTO {message_table} (public_id, tenant_id, bot_id, conversation_id, role, content, sources,
-                    model, prompt_tokens, completion_tokens, status, is_fallback, feedback_comment, created_at)
-                SELECT 'msg_bulk' || c.id || '_' || n, c.tenant_id, c.bot_id, c.id,
-                    CASE WHEN n %% 2 = 0 THEN 'assistant' ELSE 'user' END, repeat('A sentence of the answer. ', 12),
-                    %s::jsonb, 'extractive', 100, 20, 'complete', false, '', %s
-                FROM {conversation_table} c CROSS JOIN generate_series(1, %s) n WHERE c.bot_id = %s""",
-            [sources, now, per_conversation, bot.pk],
+            f"""INSERT INTO {message_table} ({columns}) SELECT {values}
+                FROM {message_table} t, {conversation_table} c CROSS JOIN generate_series(1, %s) n
+                WHERE t.id = %s AND c.bot_id = %s AND (c.id <> t.conversation_id OR n > 1)""",
+            [per_conversation, template.pk, bot.pk],
         )
 
 
