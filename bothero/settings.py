@@ -308,7 +308,7 @@ KNOWLEDGE_HNSW_EF_SEARCH = env.int("KNOWLEDGE_HNSW_EF_SEARCH", default=400)
 KNOWLEDGE_SEARCH_CANDIDATES = env.int("KNOWLEDGE_SEARCH_CANDIDATES", default=20)
 # A bot with at most this many chunks is searched exactly (its rows through the bot_id index, no HNSW):
 # recall 1.0, and faster than a filtered HNSW walk below this size (bench/retrieval.py measures it).
-KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = env.int("KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS", default=20_000)
+KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = env.int("KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS", default=10_000)
 
 # --- chat -----------------------------------------------------------------------------------------
 # The chat engine (conversations/): message size, history budget, streaming heartbeats, the extractive cut.

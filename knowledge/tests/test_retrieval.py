@@ -216,6 +216,22 @@ def test_a_small_bot_is_searched_exactly_its_ranking_equals_the_exact_one(alice,
     assert set(found) == set(exact)
 
 
+def test_a_chunks_embedding_stays_in_its_row_for_the_exact_scan(alice, alice_bot, add_text):
+    from django.db import connection
+
+    # Full chunks: with text and tsvector a row is over the 2 KB at which PostgreSQL moves values out.
+    add_text(alice_bot, "long", " ".join(SMALL_BOT_NOTES * 4))
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_column_size(c.*), pg_column_toast_chunk_id(embedding) FROM knowledge_chunk c WHERE bot_id = %s",
+            [alice_bot.pk],
+        )
+        rows = cursor.fetchall()
+    assert max(row_bytes for row_bytes, _ in rows) > 2000
+    assert [toast_id for _, toast_id in rows] == [None] * len(rows)
+
+
 def ranks(tenant, bot, ids_by_title, mode, k):
     """The rank (1-based) of each question's answer in the top k, or None."""
     found = []
