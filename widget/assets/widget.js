@@ -202,7 +202,7 @@
     ".sources{margin:6px 0 0;padding:6px 0 0 18px;border-top:1px solid #e5e7eb;font-size:13px;color:#4b5563;white-space:normal}" +
     ".sources a{color:var(--bh-accent)}" +
     ".feedback{display:flex;gap:6px;margin-top:6px}" +
-    ".feedback button{border:1px solid #d1d5db;background:#fff;border-radius:6px;padding:2px 8px;font-size:14px}" +
+    ".feedback button{display:inline-flex;border:1px solid #d1d5db;background:#fff;color:#4b5563;border-radius:6px;padding:4px 8px}" +
     ".feedback button[aria-pressed=true]{background:var(--bh-accent);border-color:var(--bh-accent);color:#fff}" +
     ".alert{margin:0;padding:8px 14px;background:#fef2f2;color:#991b1b;font-size:14px;border-top:1px solid #fecaca}" +
     ".alert:empty{display:none}" +
@@ -228,6 +228,27 @@
     return node;
   }
 
+  // Icons as SVG paths (Feather icons, MIT): no emoji font needed, and they take the button's colour.
+  var THUMB_UP = "M14 9V5a3 3 0 0 0-3-3l-4 9v11h11.28a2 2 0 0 0 2-1.7l1.38-9a2 2 0 0 0-2-2.3zM7 22H4a2 2 0 0 1-2-2v-7a2 2 0 0 1 2-2h3";
+  var THUMB_DOWN = "M10 15v4a3 3 0 0 0 3 3l4-9V2H5.72a2 2 0 0 0-2 1.7l-1.38 9a2 2 0 0 0 2 2.3zm7-13h2.67A2.31 2.31 0 0 1 22 4v7a2.31 2.31 0 0 1-2.33 2H17";
+  function icon(path) {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("width", "16");
+    svg.setAttribute("height", "16");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("fill", "none");
+    svg.setAttribute("stroke", "currentColor");
+    svg.setAttribute("stroke-width", "2");
+    svg.setAttribute("stroke-linecap", "round");
+    svg.setAttribute("stroke-linejoin", "round");
+    var shape = document.createElementNS(ns, "path");
+    shape.setAttribute("d", path);
+    svg.appendChild(shape);
+    return svg;
+  }
+
   function safeLink(url) {
     return /^https?:\/\//i.test(url || "");
   }
@@ -250,9 +271,9 @@
     this.panel = el("section", { class: "panel", role: "dialog", "aria-label": "Chat" });
     this.panel.hidden = true;
     var header = el("header");
-    this.title = el("h2", null, "Chat");
+    this.heading = el("h2", null, "Chat");
     this.closeButton = el("button", { type: "button", class: "close", "aria-label": "Close chat" }, "×");
-    header.appendChild(this.title);
+    header.appendChild(this.heading);
     if (!PAGE_MODE) header.appendChild(this.closeButton);
     this.log = el("div", { class: "log", role: "log", "aria-live": "polite", "aria-label": "Messages" });
     this.alert = el("p", { class: "alert", role: "alert" });
@@ -314,7 +335,7 @@
       .then(function (bot) {
         self.bot = bot;
         self.applyTheme(bot.widget || {});
-        self.title.textContent = bot.name;
+        self.heading.textContent = bot.name;
         if (bot.welcome_message) self.addMessage("assistant", bot.welcome_message, { welcome: true });
         return self.restore();
       })
@@ -412,10 +433,11 @@
     var current = message.feedback && message.feedback.rating;
     var row = el("div", { class: "feedback", role: "group", "aria-label": "Was this helpful?" });
     [
-      ["up", "Helpful", "👍"],
-      ["down", "Not helpful", "👎"],
+      ["up", "Helpful", THUMB_UP],
+      ["down", "Not helpful", THUMB_DOWN],
     ].forEach(function (choice) {
-      var button = el("button", { type: "button", "aria-label": choice[1], "aria-pressed": String(current === choice[0]) }, choice[2]);
+      var button = el("button", { type: "button", "aria-label": choice[1], "aria-pressed": String(current === choice[0]) });
+      button.appendChild(icon(choice[2]));
       button.addEventListener("click", function () {
         var pressed = button.getAttribute("aria-pressed") === "true";
         var rating = pressed ? null : choice[0];
