@@ -65,3 +65,18 @@ def celery_runs_eagerly():
     override.enable()
     yield
     override.disable()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fault suite's table (bothero/tests/test_faults.py), when it ran."""
+    from bothero.tests.test_faults import RESULTS
+
+    if not RESULTS:
+        return
+    terminalreporter.section("fault suite")
+    columns = list(dict.fromkeys(name for row in RESULTS for name in row))
+    widths = {c: max(len(c), *(len(row.get(c, "")) for row in RESULTS)) for c in columns}
+    terminalreporter.write_line(" | ".join(c.ljust(widths[c]) for c in columns))
+    terminalreporter.write_line("-+-".join("-" * widths[c] for c in columns))
+    for row in RESULTS:
+        terminalreporter.write_line(" | ".join(row.get(c, "").ljust(widths[c]) for c in columns))

@@ -297,9 +297,18 @@ KNOWLEDGE_INGEST_MAX_RETRIES = env.int("KNOWLEDGE_INGEST_MAX_RETRIES", default=5
 KNOWLEDGE_INGEST_RETRY_DELAY_SECONDS = env.float("KNOWLEDGE_INGEST_RETRY_DELAY_SECONDS", default=10.0)
 if KNOWLEDGE_INGEST_TIME_LIMIT_SECONDS < 60:
     raise ImproperlyConfigured("KNOWLEDGE_INGEST_TIME_LIMIT_SECONDS must be at least 60.")
-# A `queued` document untouched this long is queued again by the beat sweep (lost message).
-KNOWLEDGE_QUEUED_STALE_SECONDS = env.int("KNOWLEDGE_QUEUED_STALE_SECONDS", default=3600)
-KNOWLEDGE_SWEEP_INTERVAL_SECONDS = env.int("KNOWLEDGE_SWEEP_INTERVAL_SECONDS", default=300)
+# Recovery, by the beat sweep every KNOWLEDGE_SWEEP_INTERVAL_SECONDS: a run renews its claim every
+# KNOWLEDGE_CLAIM_HEARTBEAT_SECONDS, and a claim not renewed for KNOWLEDGE_CLAIM_STALE_SECONDS belongs to
+# a dead worker; a `queued` document untouched for KNOWLEDGE_QUEUED_STALE_SECONDS whose message is not in
+# the broker lost it. Either is queued again: within about stale + interval seconds (90 s by default).
+KNOWLEDGE_CLAIM_HEARTBEAT_SECONDS = env.float("KNOWLEDGE_CLAIM_HEARTBEAT_SECONDS", default=10.0)
+KNOWLEDGE_CLAIM_STALE_SECONDS = env.int("KNOWLEDGE_CLAIM_STALE_SECONDS", default=60)
+KNOWLEDGE_QUEUED_STALE_SECONDS = env.int("KNOWLEDGE_QUEUED_STALE_SECONDS", default=60)
+KNOWLEDGE_SWEEP_INTERVAL_SECONDS = env.int("KNOWLEDGE_SWEEP_INTERVAL_SECONDS", default=30)
+if KNOWLEDGE_CLAIM_STALE_SECONDS < 2 * KNOWLEDGE_CLAIM_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured(
+        "KNOWLEDGE_CLAIM_STALE_SECONDS must be at least twice KNOWLEDGE_CLAIM_HEARTBEAT_SECONDS."
+    )
 # Without a broker (eager Celery) a document is ingested on a thread of the process that queued it, after
 # the request has answered, so an upload answers at once and "queued" is true.
 KNOWLEDGE_INGEST_IN_THREAD = env.bool("KNOWLEDGE_INGEST_IN_THREAD", default=CELERY_TASK_ALWAYS_EAGER)

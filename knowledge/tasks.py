@@ -1,20 +1,30 @@
 """Celery tasks for the knowledge base: thin wrappers around `knowledge.services`.
 
 `ingest_document` runs on the `ingestion` queue with late acknowledgement, so
-a worker that dies mid-run gets the message redelivered (same task id, which
-reclaims the document); transient failures (download, embedding API, database)
-are retried with exponential backoff, then the document is marked failed.
+a pool process that dies mid-run gets the message redelivered (same task id,
+which reclaims the document). While it runs, a heartbeat renews its claim;
+when a whole worker dies, the beat sweep (`requeue_stale_documents`, every
+`KNOWLEDGE_SWEEP_INTERVAL_SECONDS`) requeues the document once the heartbeat
+is `KNOWLEDGE_CLAIM_STALE_SECONDS` old, and requeues `queued` documents whose
+message is gone (broker down at upload, Redis restarted without its data).
+Transient failures (download, embedding API, database) are retried with
+exponential backoff, then the document is marked failed; the retry path does
+not need the database (it may be what failed).
 """
 
+import contextlib
 import logging
 import random
+import threading
+from datetime import timedelta
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, connections
+from django.utils import timezone
 
-from knowledge import services
+from knowledge import queueing, services
 from knowledge.queueing import INGEST_DOCUMENT, INGESTION_QUEUE
 
 logger = logging.getLogger(__name__)
@@ -38,7 +48,8 @@ def ingest_document(self, document_id: int) -> str | None:
     """Parse, chunk, embed and index the document with this primary key; idempotent."""
     claim_token = self.request.id or f"local-{random.getrandbits(64):x}"
     try:
-        document = services.document_ingest(document_id=document_id, claim_token=claim_token)
+        with claim_heartbeat(document_id, claim_token, enabled=not self.request.is_eager):
+            document = services.document_ingest(document_id=document_id, claim_token=claim_token)
     except SoftTimeLimitExceeded:
         services.document_fail(
             document_id=document_id,
@@ -56,8 +67,14 @@ def ingest_document(self, document_id: int) -> str | None:
             services.document_fail(document_id=document_id, claim_token=claim_token, code=code, message=message)
             return "failed"
         logger.warning("Ingestion of document %s failed, will retry: %s", document_id, message)
-        services.document_release(document_id=document_id, claim_token=claim_token)
-        raise self.retry(countdown=retry_countdown(self.request.retries), exc=exc, queue=INGESTION_QUEUE) from None
+        countdown = retry_countdown(self.request.retries)
+        # The retry (same task id) takes the claim back. Keep the sweep off it until then, if
+        # the database answers; if it is what failed, the retry must not need it, and the sweep
+        # requeues the document once the claim is stale.
+        with contextlib.suppress(DatabaseError):
+            until = timezone.now() + timedelta(seconds=countdown)
+            services.document_claim_renew(document_id=document_id, claim_token=claim_token, until=until)
+        raise self.retry(countdown=countdown, exc=exc, queue=INGESTION_QUEUE) from None
     except Exception as exc:
         logger.exception("Ingestion of document %s crashed", document_id)
         services.document_fail(
@@ -70,7 +87,41 @@ def ingest_document(self, document_id: int) -> str | None:
     return None if document is None else document.status
 
 
+@contextlib.contextmanager
+def claim_heartbeat(document_id: int, claim_token: str, *, enabled: bool = True):
+    """Renew the run's claim every KNOWLEDGE_CLAIM_HEARTBEAT_SECONDS from a thread while the block runs.
+
+    A run that dies stops the heartbeat, so the sweep can tell a dead run
+    from a long one within KNOWLEDGE_CLAIM_STALE_SECONDS, whatever the task's
+    time limit. A failed renewal (the database is down) is skipped: the
+    next one tries again.
+    """
+    if not enabled:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat():
+        try:
+            while not stop.wait(settings.KNOWLEDGE_CLAIM_HEARTBEAT_SECONDS):
+                try:
+                    if not services.document_claim_renew(document_id=document_id, claim_token=claim_token):
+                        return  # the claim is gone: the run finds out at its next step
+                except DatabaseError as exc:
+                    logger.warning("Heartbeat of document %s skipped: %s", document_id, exc)
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    thread = threading.Thread(target=beat, name=f"claim-heartbeat-{document_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 @shared_task(name="knowledge.requeue_stale_documents", acks_late=True)
 def requeue_stale_documents() -> int:
     """Beat sweep: requeue documents whose ingestion died or whose message was lost."""
-    return services.documents_requeue_stale()
+    return services.documents_requeue_stale(waiting=queueing.documents_waiting_in_broker())

@@ -16,9 +16,9 @@ from knowledge.services.documents import (
 from knowledge.services.ingestion import (
     ClaimLost,
     IngestionError,
+    document_claim_renew,
     document_fail,
     document_ingest,
-    document_release,
     embedding_input,
 )
 
@@ -26,6 +26,7 @@ __all__ = [
     "ClaimLost",
     "IngestionError",
     "chunks_delete",
+    "document_claim_renew",
     "document_create_from_file",
     "document_create_from_text",
     "document_create_from_url",
@@ -33,7 +34,6 @@ __all__ = [
     "document_fail",
     "document_ingest",
     "document_reindex",
-    "document_release",
     "documents_requeue_stale",
     "embedding_input",
     "lexeme_stats_change",

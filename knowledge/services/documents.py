@@ -24,7 +24,9 @@ from bothero import netguard
 from bothero.errors import ApplicationError, PlanLimitError, ValidationError
 from bothero.ids import new_public_id
 from knowledge import parsing, queueing, sql
+from knowledge.events import document_event_data
 from knowledge.models import Chunk, Document
+from webhooks.services import event_emit
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +210,6 @@ def _check_plan_limits(*, tenant, new_bytes: int) -> None:
             )
 
 
-
 def _queue_ingestion(document: Document) -> None:
     queueing.document_ingest_on_commit(document.pk)
 
@@ -283,14 +284,21 @@ def stored_file_delete(path: str) -> None:
         os.rmdir(os.path.dirname(default_storage.path(path)))
 
 
-def documents_requeue_stale(*, now=None) -> int:
-    """Requeue work that nobody is doing; returns how many documents were requeued.
+def documents_requeue_stale(*, now=None, waiting: set[int] | None = None) -> int:
+    """Requeue work that nobody is doing; returns how many documents were requeued (or given up).
 
-    A `processing` claim older than the task's hard time limit belongs to a
-    dead run (a live one would have been stopped by then). A `queued`
-    document untouched for `KNOWLEDGE_QUEUED_STALE_SECONDS` lost its message.
+    A `processing` claim whose heartbeat stopped more than
+    `KNOWLEDGE_CLAIM_STALE_SECONDS` ago belongs to a dead run (a live one
+    renews it every `KNOWLEDGE_CLAIM_HEARTBEAT_SECONDS`). A `queued`
+    document untouched for `KNOWLEDGE_QUEUED_STALE_SECONDS` whose message is
+    not waiting in the broker (`waiting`: document ids found in the queue)
+    lost it: the broker was down after the upload committed, or Redis lost
+    its data. A document that has been claimed more than
+    `KNOWLEDGE_INGEST_MAX_RETRIES` + 1 times (its runs keep dying, e.g. out
+    of memory) is failed with `ingestion_abandoned` instead of looping.
     """
     now = now or timezone.now()
+    waiting = waiting or set()
     stale_claim = now - timedelta(seconds=stale_claim_seconds())
     stale_queue = now - timedelta(seconds=settings.KNOWLEDGE_QUEUED_STALE_SECONDS)
     candidates = Document.objects.filter(
@@ -299,19 +307,43 @@ def documents_requeue_stale(*, now=None) -> int:
     ).values_list("pk", flat=True)
     requeued = 0
     for pk in candidates:
+        if pk in waiting:
+            continue
         with transaction.atomic():
-            document = Document.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
+            document = (
+                Document.objects.select_for_update(skip_locked=True)
+                .select_related("tenant", "bot")
+                .filter(pk=pk)
+                .first()
+            )
             if document is None or document.status not in (Document.Status.QUEUED, Document.Status.PROCESSING):
                 continue
+            if document.status == Document.Status.PROCESSING and document.claimed_at >= stale_claim:
+                continue  # its heartbeat came back between the listing and the lock
             chunks_delete(document=document)
-            _reset_for_queue(document)
-            document.save()
-            _queue_ingestion(document)
+            if document.attempts > settings.KNOWLEDGE_INGEST_MAX_RETRIES:
+                _document_abandon(document)
+            else:
+                _reset_for_queue(document)
+                document.save()
+                _queue_ingestion(document)
             requeued += 1
     if requeued:
-        logger.warning("Requeued %d stale knowledge documents", requeued)
+        logger.warning("Requeued (or gave up on) %d stale knowledge documents", requeued)
     return requeued
 
 
+def _document_abandon(document: Document) -> None:
+    document.status = Document.Status.FAILED
+    document.chunk_count = 0
+    document.error_code = "ingestion_abandoned"
+    document.error_message = (
+        f"Ingestion was started {document.attempts} times and never finished (its worker stopped each time)."
+    )
+    document.claim_token = ""
+    document.save()
+    event_emit(tenant=document.tenant, type="document.failed", data=document_event_data(document))
+
+
 def stale_claim_seconds() -> int:
-    return settings.KNOWLEDGE_INGEST_TIME_LIMIT_SECONDS + 60
+    return settings.KNOWLEDGE_CLAIM_STALE_SECONDS

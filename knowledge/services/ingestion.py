@@ -64,7 +64,6 @@ class ClaimLost(Exception):
     """Another run owns the document now (reindexed, requeued or deleted): stop without writing."""
 
 
-
 # --------------------------------------------------------------------------
 # Ingestion
 # --------------------------------------------------------------------------
@@ -341,10 +340,13 @@ def document_fail(*, document_id: int, claim_token: str, code: str, message: str
     return document
 
 
-def document_release(*, document_id: int, claim_token: str) -> bool:
-    """Give a claimed document back to the queue before a retry; False if this run no longer owns it."""
+def document_claim_renew(*, document_id: int, claim_token: str, until=None) -> bool:
+    """The claim's heartbeat: this run is alive (or, with `until`, will be back by then for a retry).
+
+    False once the run no longer owns the document (reindexed, deleted, swept).
+    """
     return bool(
         Document.objects.filter(pk=document_id, status=Document.Status.PROCESSING, claim_token=claim_token).update(
-            status=Document.Status.QUEUED, progress=0, claim_token="", claimed_at=None, updated_at=timezone.now()
+            claimed_at=until or timezone.now()
         )
     )

@@ -227,21 +227,6 @@ def test_a_transient_error_without_a_broker_to_retry_on_fails_with_its_reason(al
     assert "503" in document.error_message
 
 
-def test_a_transient_error_gives_the_document_back_to_the_queue_before_the_retry(alice_bot, web_server):
-    web_server.route("/flaky", (503, "text/plain", b"try later"))
-    document = services.document_create_from_url(
-        tenant=alice_bot.tenant, bot=alice_bot, url=f"{web_server.base_url}/flaky"
-    )
-
-    with pytest.raises(services.IngestionError) as raised:
-        services.document_ingest(document_id=document.pk, claim_token="t")
-    assert raised.value.transient
-    assert services.document_release(document_id=document.pk, claim_token="t")
-
-    document.refresh_from_db()
-    assert (document.status, document.claim_token, document.error_code) == ("queued", "", "")
-
-
 def test_a_download_over_the_storage_left_on_the_plan_fails(alice, alice_bot, web_server):
     alice.tenant.plan.max_storage_mb = 1
     alice.tenant.plan.save()
