@@ -193,6 +193,11 @@ def main() -> int:
         default=None,
         help="storage of the embedding column (default: the migrations')",
     )
+    parser.add_argument(
+        "--no-hnsw",
+        action="store_true",
+        help="build no HNSW index (layouts whose bots are all searched exactly; no HNSW comparison)",
+    )
     parser.add_argument("--writes", action="store_true", help="measure writes into the loaded index too")
     parser.add_argument("--vacuum", action="store_true", help="with --writes: VACUUM after the delete, searching")
     parser.add_argument("--name", help="database and result name (default: from the options)")
@@ -201,7 +206,8 @@ def main() -> int:
     args = parser.parse_args()
     args.real = min(args.real, args.chunks)
     layout = args.layout if args.layout != "bots" else f"{args.bots}bots"
-    index = f"{args.index_type}-m{args.m}-ef{args.ef_construction}" + (f"-{args.storage}" if args.storage else "")
+    index = "no-hnsw" if args.no_hnsw else f"{args.index_type}-m{args.m}-ef{args.ef_construction}"
+    index += f"-{args.storage}" if args.storage else ""
     name = args.name or f"{args.chunks}-{layout}-{args.vectors}-{index}"
     os.environ["BOTHERO_TEST_DB_NAME"] = "bench_retrieval_" + re.sub(r"\W", "_", name).lower()
     data_key = {
@@ -213,6 +219,7 @@ def main() -> int:
         "m": args.m,
         "ef_construction": args.ef_construction,
         "storage": args.storage,
+        "hnsw": not args.no_hnsw,
     }
 
     import django
@@ -378,6 +385,10 @@ def build(args, dataset: DataSet, report) -> dict:
     bots = [BotFactory(tenant=tenant, name=f"Bench bot {n}") for n in range(len(dataset.sizes))]
     built: dict = {}
     if args.writes:
+        # Into the same kind of (empty) HNSW index as the loaded one will be.
+        with connection.cursor() as cursor:
+            cursor.execute("DROP INDEX chunk_embedding_hnsw")
+            cursor.execute(hnsw_index_definition(args))
         built["empty_index_write"] = write_document(tenant, bots[0], dataset, label="empty index")
         Chunk.objects.all().delete()
         Document.objects.all().delete()
@@ -468,6 +479,18 @@ def drop_chunk_indexes(cursor) -> list[tuple[str, str]]:
             for name, definition in constraints] + [("index", definition) for _name, definition in indexes]  # fmt: skip
 
 
+def hnsw_index_definition(args) -> str:
+    column = (
+        "(embedding::halfvec(384)) halfvec_cosine_ops"
+        if args.index_type == "halfvec"
+        else "embedding vector_cosine_ops"
+    )
+    return (
+        f"CREATE INDEX chunk_embedding_hnsw ON knowledge_chunk USING hnsw ({column}) "
+        f"WITH (m = {args.m}, ef_construction = {args.ef_construction})"
+    )
+
+
 def restore_chunk_indexes(args, dropped) -> dict:
     """Recreate the dropped indexes (the HNSW one with the benchmark's settings); seconds per statement."""
     from django.db import connection
@@ -479,14 +502,9 @@ def restore_chunk_indexes(args, dropped) -> dict:
         cursor.execute("SET max_parallel_maintenance_workers = 1")
         for kind, definition in dropped:
             if "USING hnsw" in definition:
-                if args.index_type == "halfvec":
-                    definition = (
-                        "CREATE INDEX chunk_embedding_hnsw ON knowledge_chunk USING hnsw "
-                        "((embedding::halfvec(384)) halfvec_cosine_ops)"
-                    )
-                else:
-                    definition = definition.split(" WITH ")[0]
-                definition += f" WITH (m = {args.m}, ef_construction = {args.ef_construction})"
+                if args.no_hnsw:
+                    continue
+                definition = hnsw_index_definition(args)
             started = time.perf_counter()
             cursor.execute(definition)
             label = re.search(r'(?:INDEX|CONSTRAINT) "?(\w+)', definition).group(1)
@@ -571,7 +589,9 @@ def copy_chunks(rows, tenant_id: int, dataset: DataSet) -> None:
 
 def index_settings(args, settings) -> dict:
     return {
-        "hnsw": {
+        "hnsw": None
+        if args.no_hnsw
+        else {
             "type": args.index_type,
             "m": args.m,
             "ef_construction": args.ef_construction,
@@ -659,7 +679,7 @@ def measure(args, dataset: DataSet, report) -> None:
     for _name, bot_index, query in plan[:10]:  # warm up: model, connection, buffer cache
         search(tenant=tenant, bot=bots[bot_index], query=query, top_k=5)
 
-    ef_values = [int(value) for value in args.ef_search.split(",")]
+    ef_values = [] if args.no_hnsw else [int(value) for value in args.ef_search.split(",")]
     hnsw = hnsw_sql(args.index_type)
     results: dict[str, dict] = {name: {"recall": {}, "latency": {}} for name in classes}
 
@@ -746,8 +766,8 @@ def measure(args, dataset: DataSet, report) -> None:
     report["per_bot"] = [
         {
             "chunks": stats["chunks"],
-            "hnsw_ms_p50": round(percentile(stats["hnsw_ms"], 0.5), 2),
-            "hnsw_recall": round(statistics.mean(stats["hnsw_recall"]), 4),
+            "hnsw_ms_p50": round(percentile(stats["hnsw_ms"], 0.5), 2) if stats["hnsw_ms"] else None,
+            "hnsw_recall": round(statistics.mean(stats["hnsw_recall"]), 4) if stats["hnsw_recall"] else None,
             "exact_ms_p50": round(percentile(stats["exact_ms"], 0.5), 2) if stats["exact_ms"] else None,
         }
         for stats in sorted(per_bot.values(), key=lambda s: s["chunks"])
@@ -769,7 +789,7 @@ def print_report(report) -> None:
             print(f"  {key:50s} {value['p50']:8.2f} {value['p99']:8.2f} {value['mean']:8.2f}{best_text}")
     print("\nper bot (chunks: HNSW p50 ms / recall, exact scan p50 ms):")
     for row in report["per_bot"]:
-        print(f"  {row['chunks']:>8d}: {row['hnsw_ms_p50']:8.2f} / {row['hnsw_recall']:.3f}, {row['exact_ms_p50']}")
+        print(f"  {row['chunks']:>8d}: {row['hnsw_ms_p50']} / {row['hnsw_recall']}, {row['exact_ms_p50']}")
 
 
 # --------------------------------------------------------------------------
