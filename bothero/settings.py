@@ -318,6 +318,10 @@ KNOWLEDGE_SEARCH_CANDIDATES = env.int("KNOWLEDGE_SEARCH_CANDIDATES", default=20)
 # A bot with at most this many chunks is searched exactly (its rows through the bot_id index, no HNSW):
 # recall 1.0, and faster than a filtered HNSW walk below this size (bench/retrieval.py measures it).
 KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = env.int("KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS", default=10_000)
+# Curated answers: cosine similarity a question needs to a curated question (or variant) to get its answer;
+# the lower one when every word of the curated wording is in the question (calibrated: docs/knowledge.md).
+CURATED_ANSWER_MIN_SIMILARITY = env.float("CURATED_ANSWER_MIN_SIMILARITY", default=0.78)
+CURATED_ANSWER_LEXICAL_MIN_SIMILARITY = env.float("CURATED_ANSWER_LEXICAL_MIN_SIMILARITY", default=0.70)
 
 # --- chat -----------------------------------------------------------------------------------------
 # The chat engine (conversations/): message size, history budget, streaming heartbeats, the extractive cut.

@@ -51,11 +51,14 @@ def iso_datetime(value) -> str | None:
 
 
 class SourceSerializer(serializers.Serializer):
-    document_id = serializers.CharField()
-    title = serializers.CharField()
-    chunk_id = serializers.CharField()
-    score = serializers.FloatField()
-    snippet = serializers.CharField()
+    document_id = serializers.CharField(allow_null=True, help_text="null for a curated answer.")
+    title = serializers.CharField(help_text="The document's title, or the curated answer's question.")
+    chunk_id = serializers.CharField(allow_null=True, help_text="null for a curated answer.")
+    score = serializers.FloatField(help_text="Cosine similarity to the question.")
+    snippet = serializers.CharField(help_text="The passage, or the curated wording that matched.")
+    answer_id = serializers.CharField(
+        required=False, help_text="Only on a curated answer's source: its id (`ans_...`, `/v1/knowledge/answers`)."
+    )
 
 
 class UsageSerializer(serializers.Serializer):

@@ -44,8 +44,10 @@ from conversations.prompt import build_messages, count_prompt_tokens, count_toke
 from conversations.providers import ChatProvider, ProviderRequest, Usage, get_provider
 from conversations.providers.canned import CannedProvider
 from conversations.realtime import conversation_broadcast
+from knowledge.answer_selectors import CuratedMatch, curated_answer_match
 from knowledge.embeddings import EmbeddingError
 from knowledge.selectors import query_embedding, search
+from knowledge.services import curated_answer_used
 from webhooks.services import event_emit
 
 
@@ -310,6 +312,18 @@ def source_of(passage) -> dict:
     }
 
 
+def curated_source(match: CuratedMatch) -> dict:
+    """A curated answer as the answer's one source: no document or chunk, the answer's id instead."""
+    return {
+        "document_id": None,
+        "title": match.answer.question,
+        "chunk_id": None,
+        "score": round(match.similarity, 4),
+        "snippet": match.wording,
+        "answer_id": match.answer.public_id,
+    }
+
+
 def reply_prepare(
     *,
     tenant,
@@ -356,6 +370,8 @@ def reply_prepare(
     # Retrieval (embedding the question, then the search) overlaps the writes and reads below.
     retrieval = None
     if not (silent or hand_off):
+        if question_embedding is None:
+            question_embedding = question_embedding_start(user_message)
         retrieval = retrieval_start(tenant=tenant, bot=bot, query=user_message, question_embedding=question_embedding)
     try:
         conversation, message, created = user_message_record(
@@ -407,8 +423,18 @@ def reply_prepare(
             )
         )
     history = history_within_budget(history, settings.CHAT_HISTORY_TOKEN_BUDGET)
+    curated = None
     try:
-        passages = provider.usable_passages(retrieval.result()) if retrieval is not None else []
+        if retrieval is not None:
+            # A curated answer that matches wins over the documents: said verbatim, cited as itself.
+            curated = curated_answer_match(bot=bot, question=user_message, query_vector=question_embedding.result)
+        if curated is not None:
+            retrieval.cancel()
+            curated_answer_used(curated=curated.answer)
+            provider = CannedProvider(text=curated.answer.answer, model="curated")
+            passages = []
+        else:
+            passages = provider.usable_passages(retrieval.result()) if retrieval is not None else []
     except EmbeddingError as exc:
         raise UpstreamError("The embedding service failed, so the question could not be searched.") from exc
     model = provider.model_for(bot)
@@ -436,7 +462,7 @@ def reply_prepare(
         assistant_id=new_public_id("msg"),
         provider=provider,
         request=request,
-        sources=[source_of(passage) for passage in passages],
+        sources=[curated_source(curated)] if curated is not None else [source_of(passage) for passage in passages],
         model=model,
         started_at=started_at,
         conversation_created=created,

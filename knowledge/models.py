@@ -139,3 +139,52 @@ class LexemeStat(models.Model):
 
     def __str__(self):
         return f"{self.lexeme or '<total>'}: {self.chunk_count}"
+
+
+class CuratedAnswer(models.Model):
+    """An answer the business wants given, word for word, to a question (and its variants).
+
+    A customer's question that matches the question or a variant closely enough
+    (`knowledge.answer_selectors.curated_answer_match`) is answered with `answer`
+    verbatim, cited as this curated answer, instead of from the documents.
+    """
+
+    public_id = PublicIdField(prefix="ans")
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="curated_answers")
+    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="curated_answers")
+    question = models.TextField(max_length=500)
+    variants = models.JSONField(default=list, blank=True)
+    answer = models.TextField(max_length=4000)
+    # The message it was made from (a rated answer, or an unanswered question), if any.
+    source_message = models.ForeignKey(
+        "conversations.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    times_used = models.PositiveIntegerField(default=0)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "-id"]), models.Index(fields=["bot", "-id"])]
+
+    def __str__(self):
+        return f"{self.question[:60]} ({self.public_id})"
+
+
+class CuratedPhrase(models.Model):
+    """One wording of a curated answer's question (the question itself, or a variant), embedded and indexed
+    for full text like a chunk, so a customer's question is matched with the same machinery."""
+
+    answer = models.ForeignKey(CuratedAnswer, on_delete=models.CASCADE, related_name="phrases")
+    # Denormalised from the answer so a match filters on one column.
+    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="+")
+    text = models.TextField()
+    search_vector = models.GeneratedField(
+        expression=SearchVector("text", config=FULLTEXT_CONFIG),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSION)
+
+    class Meta:
+        indexes = [models.Index(fields=["bot"])]

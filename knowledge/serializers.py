@@ -164,3 +164,71 @@ class SearchResultSerializer(serializers.Serializer):
     bot_id = serializers.CharField()
     query = serializers.CharField()
     data = PassageSerializer(many=True, help_text="Passages ranked best first (reciprocal rank fusion).")
+
+
+# --- curated answers ---------------------------------------------------------------------------
+
+
+class CuratedAnswerSerializer(serializers.Serializer):
+    id = serializers.CharField(source="public_id")
+    object = serializers.SerializerMethodField()
+    bot_id = serializers.CharField(source="bot.public_id")
+    question = serializers.CharField()
+    variants = serializers.ListField(child=serializers.CharField(), help_text="Other wordings of the question.")
+    answer = serializers.CharField(help_text="Given word for word to a matching question.")
+    from_message_id = serializers.CharField(
+        source="source_message.public_id", allow_null=True, default=None, help_text="The message it was made from."
+    )
+    times_used = serializers.IntegerField(help_text="Customer questions answered with it.")
+    last_used_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    def get_object(self, obj) -> str:
+        return "curated_answer"
+
+
+def _variants_field(**kwargs):
+    return serializers.ListField(
+        child=serializers.CharField(max_length=500), max_length=20, help_text="Up to 20 other wordings.", **kwargs
+    )
+
+
+class CuratedAnswerCreateSerializer(serializers.Serializer):
+    """Either `bot_id` + `question` + `answer`, or `from_message_id` (with `answer` unless the message is an
+    assistant's answer to keep as it is)."""
+
+    bot_id = serializers.CharField(max_length=64, required=False)
+    question = serializers.CharField(max_length=500, required=False)
+    variants = _variants_field(required=False, default=list)
+    answer = serializers.CharField(max_length=4000, required=False)
+    from_message_id = serializers.CharField(
+        max_length=64,
+        required=False,
+        help_text="A customer's question (an unanswered one) or an assistant's answer (e.g. a rated one): its "
+        "question becomes the curated question, and a kept answer the curated answer when `answer` is left out.",
+    )
+
+    def validate(self, attrs):
+        if attrs.get("from_message_id"):
+            return attrs
+        for name in ("bot_id", "question", "answer"):
+            if not attrs.get(name):
+                raise serializers.ValidationError({name: "This field is required (or give from_message_id)."})
+        return attrs
+
+
+class CuratedAnswerUpdateSerializer(serializers.Serializer):
+    question = serializers.CharField(max_length=500, required=False)
+    variants = _variants_field(required=False)
+    answer = serializers.CharField(max_length=4000, required=False)
+
+
+class CuratedAnswerListQuerySerializer(serializers.Serializer):
+    bot_id = serializers.CharField(max_length=64, required=False)
+
+
+class CuratedAnswerDeletedSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField(default="curated_answer")
+    deleted = serializers.BooleanField(default=True)

@@ -6,6 +6,10 @@ documents = views.DocumentViewSet.as_view({"get": "list"})
 document_detail = views.DocumentViewSet.as_view({"get": "retrieve", "delete": "destroy"})
 document_reindex = views.DocumentViewSet.as_view({"post": "reindex"})
 document_delete = views.DocumentDeleteViewSet.as_view({"delete": "destroy"})
+curated_answers = views.CuratedAnswerViewSet.as_view({"get": "list", "post": "create"})
+curated_answer_detail = views.CuratedAnswerViewSet.as_view(
+    {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
+)
 
 urlpatterns = [
     path("knowledge/upload", views.KnowledgeUploadView.as_view()),
@@ -13,6 +17,8 @@ urlpatterns = [
     path("knowledge/documents", documents),
     path("knowledge/documents/<str:id>", document_detail),
     path("knowledge/documents/<str:id>/reindex", document_reindex),
+    path("knowledge/answers", curated_answers),
+    path("knowledge/answers/<str:id>", curated_answer_detail),
     # The seed path for deleting a document.
     path("knowledge/<str:id>", document_delete),
 ]

@@ -1,5 +1,6 @@
 from django.conf import settings
 from drf_spectacular.utils import (
+    OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     PolymorphicProxySerializer,
@@ -13,9 +14,14 @@ from rest_framework.response import Response
 from bothero.api.views import TenantAPIView, TenantViewSet
 from bothero.errors import ApplicationError, ValidationError
 from bots.selectors import bot_get
-from knowledge import selectors, services
-from knowledge.models import Document
+from knowledge import answer_selectors, selectors, services
+from knowledge.models import CuratedAnswer, Document
 from knowledge.serializers import (
+    CuratedAnswerCreateSerializer,
+    CuratedAnswerDeletedSerializer,
+    CuratedAnswerListQuerySerializer,
+    CuratedAnswerSerializer,
+    CuratedAnswerUpdateSerializer,
     DocumentListQuerySerializer,
     DocumentSerializer,
     DocumentUploadSerializer,
@@ -212,3 +218,117 @@ class DocumentDeleteViewSet(DocumentViewSet):
     )
     def destroy(self, request, id):
         return super().destroy(request, id)
+
+
+CURATED_EXAMPLE = {
+    "id": "ans_4kd9Q2mZ",
+    "object": "curated_answer",
+    "bot_id": "bot_abc123",
+    "question": "Do you ship to Canada?",
+    "variants": ["Can you deliver to Canada?", "shipping to canada"],
+    "answer": "Yes: Canada Post delivers in 5 to 8 business days for $12.",
+    "from_message_id": None,
+    "times_used": 14,
+    "last_used_at": "2026-11-30T09:12:44Z",
+    "created_at": "2026-11-02T16:01:09Z",
+    "updated_at": "2026-11-02T16:01:09Z",
+}
+
+
+class CuratedAnswerViewSet(mixins.ListModelMixin, TenantViewSet):
+    """Curated answers: a question (and its variants) and the answer to give word for word. A customer's
+    question that matches one closely enough gets that answer, cited as the curated answer (both providers);
+    otherwise retrieval answers as usual."""
+
+    serializer_class = CuratedAnswerSerializer
+    queryset = CuratedAnswer.objects.none()
+    not_found_code = "curated_answer_not_found"
+    not_found_message = "No such curated answer."
+
+    def safely_get_queryset(self, tenant):
+        return answer_selectors.curated_answer_list(tenant=tenant)
+
+    @extend_schema(
+        operation_id="curated_answers_list",
+        summary="List curated answers",
+        parameters=[OpenApiParameter("bot_id", str, description="Only this bot's.")],
+    )
+    def list(self, request, *args, **kwargs):
+        query = CuratedAnswerListQuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        bot_id = query.validated_data.get("bot_id")
+        bot = bot_get(tenant=self.tenant, public_id=bot_id) if bot_id else None
+        page = self.paginate_queryset(answer_selectors.curated_answer_list(tenant=self.tenant, bot=bot))
+        return self.get_paginated_response(CuratedAnswerSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="curated_answers_create",
+        summary="Create a curated answer (or make one from a message)",
+        request=CuratedAnswerCreateSerializer,
+        responses={201: CuratedAnswerSerializer},
+        examples=[
+            OpenApiExample(
+                "A question and its answer",
+                request_only=True,
+                value={
+                    "bot_id": "bot_abc123",
+                    "question": "Do you ship to Canada?",
+                    "variants": ["Can you deliver to Canada?"],
+                    "answer": "Yes: Canada Post delivers in 5 to 8 business days for $12.",
+                },
+            ),
+            OpenApiExample(
+                "From an unanswered question",
+                request_only=True,
+                value={"from_message_id": "msg_q1w2e3", "answer": "Yes, we ship to Canada."},
+            ),
+            OpenApiExample("A created answer", response_only=True, value=CURATED_EXAMPLE),
+        ],
+    )
+    def create(self, request):
+        data = CuratedAnswerCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        params = data.validated_data
+        if params.get("from_message_id"):
+            curated = services.curated_answer_from_message(
+                tenant=self.tenant,
+                message_id=params["from_message_id"],
+                answer=params.get("answer"),
+                question=params.get("question"),
+                variants=params["variants"],
+            )
+        else:
+            curated = services.curated_answer_create(
+                tenant=self.tenant,
+                bot=bot_get(tenant=self.tenant, public_id=params["bot_id"]),
+                question=params["question"],
+                variants=params["variants"],
+                answer=params["answer"],
+            )
+        return Response(CuratedAnswerSerializer(curated).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(operation_id="curated_answers_retrieve", summary="Get a curated answer")
+    def retrieve(self, request, id):
+        return Response(CuratedAnswerSerializer(self.get_object()).data)
+
+    @extend_schema(
+        operation_id="curated_answers_update",
+        summary="Change a curated answer's question, variants or answer",
+        request=CuratedAnswerUpdateSerializer,
+        responses={200: CuratedAnswerSerializer},
+    )
+    def partial_update(self, request, id):
+        curated = self.get_object()
+        data = CuratedAnswerUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        curated = services.curated_answer_update(curated=curated, **data.validated_data)
+        return Response(CuratedAnswerSerializer(curated).data)
+
+    @extend_schema(
+        operation_id="curated_answers_delete",
+        summary="Delete a curated answer",
+        responses={200: CuratedAnswerDeletedSerializer},
+    )
+    def destroy(self, request, id):
+        services.curated_answer_delete(curated=self.get_object())
+        return Response({"id": id, "object": "curated_answer", "deleted": True})

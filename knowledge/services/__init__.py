@@ -1,8 +1,16 @@
-"""Knowledge base writes: documents in (`documents`), ingestion (parse → chunk → embed → index, `ingestion`).
+"""Knowledge base writes: documents in (`documents`), ingestion (parse → chunk → embed → index, `ingestion`),
+curated answers (`answers`).
 
 Callers use `from knowledge import services`; the two modules hold the code.
 """
 
+from knowledge.services.answers import (
+    curated_answer_create,
+    curated_answer_delete,
+    curated_answer_from_message,
+    curated_answer_update,
+    curated_answer_used,
+)
 from knowledge.services.documents import (
     chunks_delete,
     document_create_from_file,
@@ -26,6 +34,11 @@ __all__ = [
     "ClaimLost",
     "IngestionError",
     "chunks_delete",
+    "curated_answer_create",
+    "curated_answer_delete",
+    "curated_answer_from_message",
+    "curated_answer_update",
+    "curated_answer_used",
     "document_claim_renew",
     "document_create_from_file",
     "document_create_from_text",
