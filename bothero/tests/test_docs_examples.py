@@ -19,6 +19,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
+from bothero.testing.factories import plan
 from bothero.testing.processes import uvicorn_server
 from bots.models import Bot
 
@@ -65,6 +66,7 @@ def test_the_adaptation_keeps_the_commands_and_drops_only_the_placeholders():
 @pytest.mark.django_db(transaction=True)
 def test_every_runnable_block_of_the_docs_succeeds_against_a_live_server(tmp_path, settings):
     settings.MEDIA_ROOT = str(tmp_path / "media")
+    plan("legend")  # seeded again if an earlier transactional test flushed the plans
     out = StringIO()
     call_command("demo", stdout=out)
     key = re.search(r"\b(bh_live_[0-9A-Za-z]{38})\b", out.getvalue()).group(1)
