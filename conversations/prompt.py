@@ -1,4 +1,5 @@
-"""The prompt: bot instructions, retrieved passages with their ids, history within a token budget, the question.
+"""The prompt: bot instructions, retrieved passages numbered [1], [2]… (see conversations.citations), history
+within a token budget, the question.
 
 Tokens are counted with the embedding model's tokenizer (all-MiniLM-L6-v2's
 WordPiece, from knowledge.embeddings). It is not the chat model's tokenizer,
@@ -16,8 +17,11 @@ MESSAGE_OVERHEAD_TOKENS = 4
 
 DEFAULT_INSTRUCTIONS = "You are a helpful assistant for this business's customers."
 GROUNDING_RULES = (
-    "Answer from the knowledge passages below. Cite the passages you use by their id in square brackets, "
-    'for example [chk_123]. If the passages do not contain the answer, reply exactly with: "{fallback}"'
+    "Answer only from the numbered knowledge passages below, never from anything else you know. "
+    "Cite every passage you use by its number in square brackets, for example [1] or [1][3]. "
+    'The customer\'s last message may continue the conversation ("and on weekends?"): read it with the '
+    "messages before it. "
+    'If the passages do not contain the answer, reply exactly with: "{fallback}" and nothing else.'
 )
 NO_PASSAGES = "No knowledge passages matched this question."
 
@@ -57,8 +61,9 @@ def history_within_budget(history: Sequence[dict], budget: int) -> list[dict]:
     return kept
 
 
-def format_passage(passage) -> str:
-    label = f"[{passage.chunk_id}] {passage.title}"
+def format_passage(passage, number: int) -> str:
+    """A passage as the model reads it: its citation marker, where it comes from, its text."""
+    label = f"[{number}] {passage.title}"
     if passage.heading:
         label += f" — {passage.heading}"
     if passage.page:
@@ -69,7 +74,11 @@ def format_passage(passage) -> str:
 def system_prompt(*, instructions: str, fallback_message: str, passages: Sequence, extra: Sequence[str] = ()) -> str:
     parts = [instructions.strip() or DEFAULT_INSTRUCTIONS, *[text.strip() for text in extra if text.strip()]]
     parts.append(GROUNDING_RULES.format(fallback=fallback_message.strip()))
-    knowledge = "\n\n".join(format_passage(passage) for passage in passages) if passages else NO_PASSAGES
+    knowledge = (
+        "\n\n".join(format_passage(passage, number) for number, passage in enumerate(passages, 1))
+        if passages
+        else NO_PASSAGES
+    )
     parts.append(f"Knowledge passages:\n\n{knowledge}")
     return "\n\n".join(parts)
 

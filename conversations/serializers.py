@@ -233,6 +233,13 @@ class LeadSerializer(serializers.ModelSerializer):
         return "lead"
 
 
+MODEL_HELP = (
+    "What answered: the language model's name as its server reported it (the bot's `model`, or the "
+    "deployment's `LLM_MODEL`) with `LLM_PROVIDER=openai`; `extractive` with the offline default provider, "
+    "which answers with quoted sentences of the bot's knowledge (or its fallback message) and no language model."
+)
+
+
 class ChatCompletionSerializer(serializers.Serializer):
     """The answer to POST /v1/chat/completions (native shape), also `message.completed`'s data."""
 
@@ -242,9 +249,13 @@ class ChatCompletionSerializer(serializers.Serializer):
     conversation_id = serializers.CharField(source="conversation.public_id")
     role = serializers.CharField()
     content = serializers.CharField()
-    model = serializers.CharField()
+    model = serializers.CharField(help_text=MODEL_HELP)
     usage = serializers.SerializerMethodField()
-    sources = SourceSerializer(many=True)
+    sources = SourceSerializer(
+        many=True,
+        help_text="The passages the answer is based on, best first: the quoted one (extractive), or those the "
+        "model cites, in citation order, `[k]` in `content` being the k-th (openai). Empty for the fallback.",
+    )
     conversation_status = serializers.CharField(
         source="conversation.status",
         help_text="The conversation's status after this answer: `bot`, or `handoff` when the bot has just handed "
@@ -307,8 +318,11 @@ class MessageStartSerializer(serializers.Serializer):
     bot_id = serializers.CharField()
     conversation_id = serializers.CharField()
     user_message_id = serializers.CharField()
-    model = serializers.CharField()
-    sources = SourceSerializer(many=True)
+    model = serializers.CharField(help_text=MODEL_HELP)
+    sources = SourceSerializer(
+        many=True,
+        help_text="The passages given to the model, best first; `message.completed` lists the ones the answer cites.",
+    )
 
 
 class OpenAIMessageOutSerializer(serializers.Serializer):
@@ -328,20 +342,21 @@ class OpenAIChatCompletionSerializer(serializers.Serializer):
     id = serializers.CharField()
     object = serializers.CharField(default="chat.completion")
     created = serializers.IntegerField()
-    model = serializers.CharField(help_text="The bot id.")
+    model = serializers.CharField(help_text=MODEL_HELP)
     choices = OpenAIChoiceSerializer(many=True)
     usage = UsageSerializer()
     conversation_id = serializers.CharField()
     sources = SourceSerializer(many=True)
 
 
-def openai_completion(message: Message, *, model_name: str) -> dict:
-    """A stored assistant message in OpenAI's `chat.completion` shape (`model` is the bot id)."""
+def openai_completion(message: Message) -> dict:
+    """A stored assistant message in OpenAI's `chat.completion` shape (`model`: what answered, as in the
+    native shape — the language model's name, or "extractive" for the offline provider)."""
     return {
         "id": message.public_id,
         "object": "chat.completion",
         "created": int(message.created_at.timestamp()),
-        "model": model_name,
+        "model": message.model,
         "choices": [
             {"index": 0, "message": {"role": "assistant", "content": message.content}, "finish_reason": "stop"}
         ],

@@ -31,7 +31,10 @@ from bothero.errors import ConflictError, RateLimitError, UpstreamError, Validat
 from bothero.ids import new_public_id
 from bots.models import DEFAULT_HANDOFF_MESSAGE, Bot
 from conversations import selectors, sql
+from conversations.answerability import answerable_passages
+from conversations.citations import CitationRenumberer
 from conversations.events import lead_event_data, message_event_data
+from conversations.followups import CONTEXT_TURNS, follow_up_context, looks_like_follow_up, passages_fuse
 from conversations.handoff import (
     conversation_handoff,
     handoff_after_fallback,
@@ -302,6 +305,23 @@ def retrieval_start(*, tenant, bot: Bot, query: str, question_embedding: Future 
     )
 
 
+def _earlier_questions(conversation: Conversation | None, history: list[dict] | None, question: str) -> list[str]:
+    """The customer's messages before `question` that a follow-up may continue (oldest first); read from the
+    database only when the question looks like a follow-up, so a standalone question costs nothing more."""
+    if history is not None:
+        return [m["content"] for m in history if m["role"] == "user"][-CONTEXT_TURNS:]
+    if conversation is None or not looks_like_follow_up(question):
+        return []
+    return selectors.conversation_user_texts(conversation=conversation, limit=CONTEXT_TURNS)[::-1]
+
+
+def _done_result(future: Future | None):
+    """The future's result if it is done and succeeded, else None."""
+    if future is None or not future.done() or future.cancelled() or future.exception() is not None:
+        return None
+    return future.result()
+
+
 def source_of(passage) -> dict:
     return {
         "document_id": passage.document_id,
@@ -367,12 +387,20 @@ def reply_prepare(
     silent = status == Conversation.Status.HANDOFF
     hand_off = not silent and (handoff or handoff_phrase_matched(bot=bot, text=user_message))
     provider = get_provider()
+    context = (
+        ""
+        if silent or hand_off
+        else follow_up_context(user_message, _earlier_questions(conversation, history, user_message))
+    )
     # Retrieval (embedding the question, then the search) overlaps the writes and reads below.
-    retrieval = None
+    retrieval = follow_up = None
     if not (silent or hand_off):
         if question_embedding is None:
             question_embedding = question_embedding_start(user_message)
         retrieval = retrieval_start(tenant=tenant, bot=bot, query=user_message, question_embedding=question_embedding)
+        # A follow-up is also searched as a standalone query: the question it continues, then it.
+        if context:
+            follow_up = retrieval_start(tenant=tenant, bot=bot, query=f"{context} {user_message}")
     try:
         conversation, message, created = user_message_record(
             tenant=tenant,
@@ -384,8 +412,9 @@ def reply_prepare(
             visitor_hash=visitor_hash,
         )
     except BaseException:
-        if retrieval is not None:
-            retrieval.cancel()
+        for search_under_way in (retrieval, follow_up):
+            if search_under_way is not None:
+                search_under_way.cancel()
         raise
     if silent:
         # The agents watching the conversation see the customer's message as it arrives.
@@ -429,14 +458,25 @@ def reply_prepare(
             # A curated answer that matches wins over the documents: said verbatim, cited as itself.
             curated = curated_answer_match(bot=bot, question=user_message, query_vector=question_embedding.result)
         if curated is not None:
-            retrieval.cancel()
+            for search_under_way in (retrieval, follow_up):
+                if search_under_way is not None:
+                    search_under_way.cancel()
             curated_answer_used(curated=curated.answer)
             provider = CannedProvider(text=curated.answer.answer, model="curated")
             passages = []
         else:
-            passages = provider.usable_passages(retrieval.result()) if retrieval is not None else []
+            passages = retrieval.result() if retrieval is not None else []
+            if follow_up is not None:
+                passages = passages_fuse(passages, follow_up.result(), top_k=max(len(passages), 1))
     except EmbeddingError as exc:
         raise UpstreamError("The embedding service failed, so the question could not be searched.") from exc
+    grounding = provider.ground(
+        query=user_message,
+        passages=answerable_passages(bot=bot, passages=passages),
+        context=context,
+        query_vector=_done_result(question_embedding),
+    )
+    passages = grounding.passages
     model = provider.model_for(bot)
     request = ProviderRequest(
         model=model,
@@ -453,6 +493,7 @@ def reply_prepare(
         query=user_message,
         passages=tuple(passages),
         fallback_message=bot.fallback_message,
+        grounded_answer=grounding.answer,
     )
     return PreparedReply(
         tenant=tenant,
@@ -476,6 +517,23 @@ def _is_fallback(content: str, fallback_message: str) -> bool:
     return bool(content.strip()) and normalise(content) == normalise(fallback_message)
 
 
+def citation_renumberer(prepared: PreparedReply) -> CitationRenumberer | None:
+    """The rewriter of the answer's citation markers, for a provider whose model cites numbered passages."""
+    if not prepared.provider.cites_passages or not prepared.request.passages:
+        return None
+    return CitationRenumberer(len(prepared.request.passages))
+
+
+def answer_sources(*, prepared: PreparedReply, content: str, citations: CitationRenumberer | None) -> list[dict]:
+    """The answer's sources: none for the fallback message, else the passages it cites (see conversations.citations)
+    or, without markers, every passage it was given."""
+    if _is_fallback(content, prepared.bot.fallback_message):
+        return []
+    if citations is None:
+        return prepared.sources
+    return [source_of(passage) for passage in citations.cited_passages(prepared.request.passages)]
+
+
 def reply_finish(
     *,
     prepared: PreparedReply,
@@ -484,11 +542,14 @@ def reply_finish(
     status: str,
     latency_ms: int,
     model: str | None = None,
+    citations: CitationRenumberer | None = None,
 ) -> Message:
     """Store the assistant's message (step 3 of a reply); emits `message.created`.
 
     Usage comes from the provider's report, or is counted with the tokenizer
-    when it gave none (always for the extractive provider).
+    when it gave none (always for the extractive provider). `content` is the
+    answer with its markers already renumbered by `citations`, which says
+    which passages it cites (its sources).
     """
     if usage is None:
         prompt_tokens = count_prompt_tokens(prepared.request.messages)
@@ -502,7 +563,7 @@ def reply_finish(
         conversation=prepared.conversation,
         role=Message.Role.ASSISTANT,
         content=content,
-        sources=prepared.sources,
+        sources=answer_sources(prepared=prepared, content=content, citations=citations),
         model=model or prepared.model,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
@@ -536,13 +597,15 @@ def reply_generate(prepared: PreparedReply) -> Message:
             latency_ms=elapsed_ms(prepared.started_at),
         )
         raise
+    citations = citation_renumberer(prepared)
     return reply_finish(
         prepared=prepared,
-        content=completion.content,
+        content=completion.content if citations is None else citations.rewrite(completion.content),
         usage=completion.usage,
         status=Message.Status.COMPLETE,
         latency_ms=elapsed_ms(prepared.started_at),
         model=completion.model,
+        citations=citations,
     )
 
 

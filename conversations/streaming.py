@@ -28,7 +28,7 @@ from bothero.errors import ApplicationError, UpstreamError
 from conversations.models import Message
 from conversations.realtime import conversation_group
 from conversations.serializers import chat_completion_data
-from conversations.services import PreparedReply, reply_finish
+from conversations.services import PreparedReply, citation_renumberer, reply_finish
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,9 @@ def error_data(exc: ApplicationError, request_id: str | None) -> dict:
     return body
 
 
-async def _store(prepared: PreparedReply, parts: list[str], usage, status: str, ended_at: float, model) -> Message:
+async def _store(
+    prepared: PreparedReply, parts: list[str], usage, status: str, ended_at: float, model, citations
+) -> Message:
     return await sync_to_async(reply_finish)(
         prepared=prepared,
         content="".join(parts),
@@ -111,6 +113,7 @@ async def _store(prepared: PreparedReply, parts: list[str], usage, status: str, 
         status=status,
         latency_ms=int((ended_at - prepared.started_at) * 1000),
         model=model,
+        citations=citations,
     )
 
 
@@ -122,6 +125,8 @@ async def reply_events(prepared: PreparedReply, *, request_id: str | None = None
     model = None
     error: ApplicationError | None = None
     ended_at = time.perf_counter()
+    # The model's citation markers are renumbered as they pass (see conversations.citations).
+    citations = citation_renumberer(prepared)
     try:
         pieces = with_heartbeats(prepared.provider.astream(prepared.request), settings.CHAT_HEARTBEAT_SECONDS)
         async with aclosing(pieces):
@@ -129,29 +134,37 @@ async def reply_events(prepared: PreparedReply, *, request_id: str | None = None
                 if piece is HEARTBEAT:
                     yield ChatEvent("heartbeat")
                     continue
-                if piece.delta:
-                    parts.append(piece.delta)
+                delta = piece.delta if citations is None else citations.feed(piece.delta)
+                if delta:
+                    parts.append(delta)
                     ended_at = time.perf_counter()
-                    yield ChatEvent("message.delta", {"delta": piece.delta})
+                    yield ChatEvent("message.delta", {"delta": delta})
                 usage = piece.usage or usage
                 model = piece.model or model
+        tail = citations.flush() if citations is not None else ""
+        if tail:  # a "[" held back at the very end, which no marker followed
+            parts.append(tail)
+            yield ChatEvent("message.delta", {"delta": tail})
     except UpstreamError as exc:
         error = exc
     except (asyncio.CancelledError, GeneratorExit):
         # The client went away: the upstream stream is closed by now; keep what it generated.
-        stored = _store(prepared, parts, None, Message.Status.INCOMPLETE, ended_at, model)
+        stored = _store(prepared, parts, None, Message.Status.INCOMPLETE, ended_at, model, citations)
         await asyncio.shield(asyncio.ensure_future(stored))
         raise
     except Exception:
         logger.exception("The chat stream failed")
         error = InternalStreamError("Something went wrong on our side while answering. It has been logged.")
     if error is not None:
+        tail = citations.flush() if citations is not None else ""
+        if tail:
+            parts.append(tail)
         ended_at = time.perf_counter() if not parts else ended_at
         status = Message.Status.INCOMPLETE if parts else Message.Status.FAILED
-        await _store(prepared, parts, usage, status, ended_at, model)
+        await _store(prepared, parts, usage, status, ended_at, model, citations)
         yield ChatEvent("error", error_data(error, request_id))
         return
-    message = await _store(prepared, parts, usage, Message.Status.COMPLETE, ended_at, model)
+    message = await _store(prepared, parts, usage, Message.Status.COMPLETE, ended_at, model, citations)
     yield ChatEvent("message.completed", completion_data(message))
 
 
@@ -170,10 +183,14 @@ async def native_sse(prepared: PreparedReply, *, request_id: str | None = None) 
 
 
 async def openai_sse(
-    prepared: PreparedReply, *, model_name: str, include_usage: bool, request_id: str | None = None
+    prepared: PreparedReply, *, include_usage: bool, request_id: str | None = None
 ) -> AsyncIterator[bytes]:
-    """OpenAI's `chat.completion.chunk` frames, then `data: [DONE]`; an error as `data: {"error": ...}`."""
+    """OpenAI's `chat.completion.chunk` frames, then `data: [DONE]`; an error as `data: {"error": ...}`.
+
+    `model` is what answers (as in the native shape): the model asked for, then, from the last chunk on,
+    the name the model server reported."""
     created = int(time.time())
+    model_name = prepared.model
 
     def chunk(delta: dict, finish_reason: str | None = None, **extra) -> bytes:
         body = {
@@ -199,6 +216,7 @@ async def openai_sse(
             elif event.type == "message.delta":
                 yield chunk({"content": event.data["delta"]})
             elif event.type == "message.completed":
+                model_name = event.data["model"]
                 yield chunk({}, "stop")
                 if include_usage:
                     body = {

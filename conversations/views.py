@@ -207,18 +207,15 @@ class ChatCompletionsView(TenantAPIView):
         prepared = services.chat_reply_start(tenant=self.tenant, started_at=self.started_at, **data.chat_arguments())
         if prepared.silent:
             return _handoff_response(prepared, request, stream=params["stream"], openai_shape=True)
-        model_name = prepared.bot.public_id
         if params["stream"]:
             request_id = request._request.request_id
             include_usage = bool((params.get("stream_options") or {}).get("include_usage"))
             return _stream_response(
-                lambda: streaming.openai_sse(
-                    prepared, model_name=model_name, include_usage=include_usage, request_id=request_id
-                ),
+                lambda: streaming.openai_sse(prepared, include_usage=include_usage, request_id=request_id),
                 request,
             )
         message = services.reply_generate(prepared)
-        return Response(openai_completion(message, model_name=model_name))
+        return Response(openai_completion(message))
 
 
 class ModelListView(TenantAPIView):

@@ -9,6 +9,7 @@ from django.conf import settings
 from conversations.providers.base import (
     ChatProvider,
     Completion,
+    Grounding,
     ProviderRequest,
     StreamPiece,
     UpstreamTimeoutError,
@@ -18,6 +19,7 @@ from conversations.providers.base import (
 __all__ = [
     "ChatProvider",
     "Completion",
+    "Grounding",
     "ProviderRequest",
     "StreamPiece",
     "UpstreamTimeoutError",
@@ -41,7 +43,7 @@ def get_provider() -> ChatProvider:
             settings.LLM_MAX_RETRIES,
         )
     else:
-        key = ("extractive", settings.CHAT_EXTRACTIVE_MIN_SCORE)
+        key = ("extractive",)
     provider = _providers.get(key)
     if provider is None:
         with _lock:
@@ -62,4 +64,4 @@ def _build(key: tuple) -> ChatProvider:
         )
     from conversations.providers.extractive import ExtractiveProvider
 
-    return ExtractiveProvider(min_score=key[1])
+    return ExtractiveProvider()

@@ -23,8 +23,18 @@ class ProviderRequest:
     temperature: float
     max_tokens: int
     query: str  # the user's message, as typed
-    passages: Sequence  # knowledge.selectors.Passage, best first
+    passages: Sequence  # knowledge.selectors.Passage, best first: the answer's sources
     fallback_message: str
+    grounded_answer: str | None = None  # an answer already decided by `ChatProvider.ground` (extractive quotes)
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """What a provider will answer from: the passages (shown as the answer's sources) and, when the provider
+    decides the answer itself without a model (extractive), that answer (None: the fallback message)."""
+
+    passages: list
+    answer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,12 +63,17 @@ class StreamPiece:
 
 class ChatProvider(Protocol):
     name: str
+    cites_passages: bool  # whether answers cite the prompt's passages as [1], [2]… (conversations.citations)
 
     def model_for(self, bot) -> str:
         """The model name this provider will use for `bot`."""
 
-    def usable_passages(self, passages: Sequence) -> list:
-        """The retrieved passages the answer may use (and that are shown as its sources)."""
+    def ground(self, *, query: str, passages: Sequence, context: str = "", query_vector=None) -> Grounding:
+        """Choose, among the answerable retrieved passages (best first), the ones the answer may use.
+
+        `context`: the earlier question(s) a follow-up depends on ("" for a standalone one);
+        `query_vector`: the question's embedding when already computed.
+        """
 
     def complete(self, request: ProviderRequest) -> Completion:
         """Answer in one piece. Raises UpstreamError / UpstreamTimeoutError."""

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
-from conversations.providers.base import Completion, ProviderRequest, StreamPiece, Usage
+from conversations.providers.base import Completion, Grounding, ProviderRequest, StreamPiece, Usage
 
 NO_TOKENS = Usage(prompt_tokens=0, completion_tokens=0)
 
 
 class CannedProvider:
     name = "canned"
+    cites_passages = False
 
     def __init__(self, *, text: str, model: str):
         self.text = text
@@ -24,8 +25,8 @@ class CannedProvider:
     def model_for(self, bot) -> str:
         return self.model
 
-    def usable_passages(self, passages: Sequence) -> list:
-        return list(passages)
+    def ground(self, *, query: str, passages: Sequence, context: str = "", query_vector=None) -> Grounding:
+        return Grounding(passages=list(passages))
 
     def complete(self, request: ProviderRequest) -> Completion:
         return Completion(content=self.text, model=self.model, usage=NO_TOKENS)

@@ -1,43 +1,167 @@
-"""The offline provider: it answers with quotes from the bot's best passages, never with invented text.
+"""The offline provider: it answers with the sentence(s) of the bot's knowledge that answer the question, verbatim.
 
-Without a language model it cannot judge relevance by reading, so it relies
-on retrieval scores: passages below `CHAT_EXTRACTIVE_MIN_SCORE` (cosine
-similarity to the question) are ignored, and when none is left it answers
-with the bot's fallback message. From each passage it keeps the sentences
-that share the most words with the question, verbatim.
+Without a language model it cannot write an answer, so it picks one:
+
+1. the passages the search found (best first, already cut at the bot's
+   calibrated `min_score`, see `conversations.answerability`) are split into
+   sentences, hard-wrapped lines joined first (`knowledge.sentences`);
+2. each sentence is scored against the question, lexically (the question's
+   words it contains, weighted by how rare they are among the candidate
+   sentences) and semantically (cosine similarity of its embedding to the
+   question's, with the local embedding model), plus a little for the
+   passage's own search score and for opening its section (FAQ and manual
+   sections lead with their answer);
+3. the best sentence is quoted, with at most `MAX_SENTENCES - 1` more from the
+   *same passage* that score nearly as well — never sentences of other
+   sections or documents — followed by the citation (document › section, page);
+4. when even the best sentence shows no evidence (too little similarity and
+   no shared rare word), the answer is the bot's fallback message.
+
+A follow-up question ("and on weekends?") is scored with the earlier question
+it continues (`context`), its own words counting double.
 """
 
 from __future__ import annotations
 
+import math
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 
-from conversations.providers.base import Completion, ProviderRequest, StreamPiece
+import numpy as np
+
+from conversations.providers.base import Completion, Grounding, ProviderRequest, StreamPiece
+from knowledge.sentences import content_words as terms
+from knowledge.sentences import split_sentences, unwrap_lines
 
 MODEL_NAME = "extractive"
 MAX_PASSAGES = 3
-SENTENCES_PER_PASSAGE = 2
 MAX_SENTENCE_CHARS = 400
-INTRO = "Here is what I found in the knowledge base:"
 
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
-_WORD = re.compile(r"[a-z0-9]+")
+# Sentence scoring (chosen on the demo FAQ and the quality benchmark's tuning part).
+LEXICAL_WEIGHT = 0.35
+PASSAGE_WEIGHT = 0.4
+FIRST_SENTENCE_BONUS = 0.04
+HEADING_TERM_SHARE = 0.3  # what a question word found in the passage's heading counts for in its sentences
+MAX_SENTENCES = 2  # sentences of the best one's paragraph quoted for how well they score
+EXTRA_SENTENCE_MARGIN = 0.1  # ...when this close to the best
+ANSWER_WORDS = 150  # the paragraphs after the best sentence's are quoted up to this many words in all
+# Evidence a sentence must show to be quoted at all.
+MIN_SEMANTIC = 0.30
+MIN_LEXICAL = 0.5
+
 _DELTA = re.compile(r"\s*\S+")
-_STOPWORDS = frozenset(
-    "a an and are as at be but by can could do does for from had has have how i if in is it its me my of on or "
-    "our so that the their them there these they this to us was we were what when where which who why will "
-    "with would you your about any please tell".split()
-)
 
 
-def _terms(text: str) -> set[str]:
-    words = _WORD.findall(text.lower())
-    # Crude plural folding ("refunds" ~ "refund") is enough to rank sentences.
-    return {word[:-1] if len(word) > 3 and word.endswith("s") else word for word in words if word not in _STOPWORDS}
+@dataclass(frozen=True)
+class ScoredSentence:
+    text: str
+    passage: int  # index of its passage
+    position: int  # index of the sentence in its passage
+    lexical: float  # 0..1: share of the question's word weight it contains
+    semantic: float  # cosine similarity to the question
+    score: float
+
+    @property
+    def has_evidence(self) -> bool:
+        return self.semantic >= MIN_SEMANTIC or self.lexical >= MIN_LEXICAL
 
 
-def _sentences(text: str) -> list[str]:
-    return [part.strip() for part in _SENTENCE_BREAK.split(text) if part and part.strip()]
+class _VectorCache:
+    """Sentence embeddings by text (an LRU): the same passages come back for the same questions."""
+
+    def __init__(self, size: int = 8192):
+        self.size = size
+        self._vectors: OrderedDict[tuple[int, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def embed(self, embedder, texts: list[str]) -> np.ndarray:
+        key_of = id(embedder)
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for text in texts:
+                vector = self._vectors.get((key_of, text))
+                if vector is not None:
+                    self._vectors.move_to_end((key_of, text))
+                    found[text] = vector
+        missing = list(dict.fromkeys(text for text in texts if text not in found))
+        if missing:
+            vectors = embedder.embed(missing)
+            with self._lock:
+                for text, vector in zip(missing, vectors, strict=True):
+                    found[text] = vector
+                    self._vectors[(key_of, text)] = vector
+                while len(self._vectors) > self.size:
+                    self._vectors.popitem(last=False)
+        return np.stack([found[text] for text in texts])
+
+
+_cache = _VectorCache()
+
+
+def _default_embedder():
+    from knowledge.conf import configured_embedder
+
+    return configured_embedder()
+
+
+def score_sentences(
+    query: str,
+    passages: Sequence,
+    *,
+    context: str = "",
+    query_vector=None,
+    embedder=None,
+) -> list[ScoredSentence]:
+    """Every sentence of `passages`, scored against the question (see the module's docstring), best first."""
+    candidates: list[tuple[int, int, str]] = []
+    for p_index, passage in enumerate(passages):
+        for s_index, sentence in enumerate(split_sentences(passage.text)):
+            candidates.append((p_index, s_index, sentence))
+    if not candidates:
+        return []
+    own, earlier = terms(query), terms(context) - terms(query)
+    sentence_terms = [terms(sentence) for _, _, sentence in candidates]
+    # Rarer words among the candidates tell sentences apart: weigh by IDF over them (always > 0).
+    count = len(candidates)
+    weights: dict[str, float] = {}
+    for term in own | earlier:
+        frequency = sum(1 for found in sentence_terms if term in found)
+        weight = math.log(1 + (count + 1) / (frequency + 0.5))
+        weights[term] = weight * (1.0 if term in own else 0.5)
+    total = sum(weights.values()) or 1.0
+
+    embedder = embedder or _default_embedder()
+    if query_vector is None or context:
+        query_vector = embedder.embed([f"{context} {query}".strip()])[0]
+    vectors = _cache.embed(embedder, [sentence for _, _, sentence in candidates])
+    similarities = vectors @ np.asarray(query_vector, dtype=vectors.dtype)
+
+    # A word of the passage's heading names its topic, not the answer: every sentence under it is about it.
+    heading_terms = [terms(passage.heading or "") for passage in passages]
+    scored = []
+    for (p_index, s_index, sentence), found, similarity in zip(candidates, sentence_terms, similarities, strict=True):
+        topic = heading_terms[p_index]
+        lexical = (
+            sum(
+                weight * (HEADING_TERM_SHARE if term in topic else 1.0)
+                for term, weight in weights.items()
+                if term in found
+            )
+            / total
+        )
+        semantic = float(similarity)
+        score = (
+            semantic
+            + LEXICAL_WEIGHT * lexical
+            + PASSAGE_WEIGHT * float(passages[p_index].score)
+            + (FIRST_SENTENCE_BONUS if s_index == 0 else 0.0)
+        )
+        scored.append(ScoredSentence(sentence, p_index, s_index, lexical, semantic, score))
+    scored.sort(key=lambda item: (-item.score, item.passage, item.position))
+    return scored
 
 
 def _clip(sentence: str) -> str:
@@ -46,21 +170,7 @@ def _clip(sentence: str) -> str:
     return sentence[:MAX_SENTENCE_CHARS].rsplit(" ", 1)[0] + " …"
 
 
-def best_sentences(text: str, query_terms: set[str], *, limit: int = SENTENCES_PER_PASSAGE) -> list[str]:
-    """The `limit` sentences of `text` sharing most words with the question, in their original order."""
-    sentences = _sentences(text)
-    scored = [(len(_terms(sentence) & query_terms), index) for index, sentence in enumerate(sentences)]
-    if not scored:
-        return []
-    if max(score for score, _ in scored) == 0:
-        chosen = list(range(min(limit, len(sentences))))
-    else:
-        ranked = sorted((item for item in scored if item[0] > 0), key=lambda item: (-item[0], item[1]))
-        chosen = sorted(index for _, index in ranked[:limit])
-    return [_clip(sentences[index]) for index in chosen]
-
-
-def _source_line(passage) -> str:
+def source_line(passage) -> str:
     label = passage.title or "Untitled document"
     if passage.heading and passage.heading != passage.title:
         label = f"{label} › {passage.heading}"
@@ -69,41 +179,76 @@ def _source_line(passage) -> str:
     return f"— {label}"
 
 
-def extractive_answer(query: str, passages: Sequence, fallback_message: str) -> str:
-    """Quotes from `passages` (already cut to the relevant ones), or the fallback message."""
-    query_terms = _terms(query)
-    seen: set[str] = set()
-    blocks = []
-    for passage in passages:
-        quoted = [s for s in best_sentences(passage.text, query_terms) if s not in seen]
-        if not quoted:
-            continue
-        seen.update(quoted)
-        blocks.append(f"> {' … '.join(quoted)}\n{_source_line(passage)}")
-    if not blocks:
-        return fallback_message.strip()
-    return "\n\n".join([INTRO, *blocks])
+def extract(
+    query: str, passages: Sequence, *, context: str = "", query_vector=None, embedder=None
+) -> tuple[object, list[str]] | None:
+    """The passage that answers and the sentences quoted from it (in their order), or None: no evidence.
+
+    Only the best sentence's passage is quoted: the best sentence, the sentences of its paragraph that score
+    within `EXTRA_SENTENCE_MARGIN` of it (at most `MAX_SENTENCES` in all), then the paragraphs and list items
+    that follow it in the passage (a how-to answer goes on with its steps), up to `ANSWER_WORDS` words.
+    An FAQ paragraph of independent facts is thus answered with its one fact.
+    """
+    scored = score_sentences(query, passages, context=context, query_vector=query_vector, embedder=embedder)
+    if not scored or not scored[0].has_evidence:
+        return None
+    best = scored[0]
+    units = [split_sentences(unit) for unit in unwrap_lines(passages[best.passage].text)]
+    unit_of, first_of = [], []
+    for index, unit in enumerate(units):
+        first_of.append(len(unit_of))
+        unit_of.extend([index] * len(unit))
+    owner = unit_of[best.position]
+    chosen = {best.position}
+    for other in scored[1:]:
+        if len(chosen) == MAX_SENTENCES or other.score < best.score - EXTRA_SENTENCE_MARGIN:
+            break
+        if other.passage == best.passage and unit_of[other.position] == owner and other.has_evidence:
+            chosen.add(other.position)
+    sentences = [sentence for unit in units for sentence in unit]
+    words = sum(len(sentences[index].split()) for index in chosen)
+    for index in range(owner + 1, len(units)):
+        words += sum(len(sentence.split()) for sentence in units[index])
+        if words > ANSWER_WORDS:
+            break
+        chosen.update(range(first_of[index], first_of[index] + len(units[index])))
+    return passages[best.passage], [_clip(sentences[index]) for index in sorted(chosen)]
+
+
+def quote(passage, sentences: list[str]) -> str:
+    """The answer: the quoted sentences, verbatim, then where they come from."""
+    return f"> {' '.join(sentences)}\n{source_line(passage)}"
 
 
 class ExtractiveProvider:
     name = "extractive"
+    cites_passages = False  # its answer names its one source below the quote
 
-    def __init__(self, *, min_score: float, max_passages: int = MAX_PASSAGES):
-        self.min_score = min_score
+    def __init__(self, *, max_passages: int = MAX_PASSAGES, embedder=None):
         self.max_passages = max_passages
+        self._embedder = embedder
 
     def model_for(self, bot) -> str:
         return MODEL_NAME
 
-    def usable_passages(self, passages: Sequence) -> list:
-        return [passage for passage in passages if passage.score >= self.min_score][: self.max_passages]
+    def ground(self, *, query: str, passages: Sequence, context: str = "", query_vector=None) -> Grounding:
+        """Decide the answer now: the quoted passage is the only source; no evidence → no source, the fallback."""
+        candidates = list(passages)[: self.max_passages]
+        if not candidates:
+            return Grounding(passages=[], answer=None)
+        found = extract(query, candidates, context=context, query_vector=query_vector, embedder=self._embedder)
+        if found is None:
+            return Grounding(passages=[], answer=None)
+        passage, sentences = found
+        return Grounding(passages=[passage], answer=quote(passage, sentences))
+
+    def _content(self, request: ProviderRequest) -> str:
+        return request.grounded_answer or request.fallback_message.strip()
 
     def complete(self, request: ProviderRequest) -> Completion:
-        content = extractive_answer(request.query, request.passages, request.fallback_message)
-        return Completion(content=content, model=MODEL_NAME, usage=None)
+        return Completion(content=self._content(request), model=MODEL_NAME, usage=None)
 
     async def astream(self, request: ProviderRequest) -> AsyncIterator[StreamPiece]:
-        content = extractive_answer(request.query, request.passages, request.fallback_message)
-        for word in _DELTA.findall(content):
+        for word in _DELTA.findall(self._content(request)):
             yield StreamPiece(delta=word)
         yield StreamPiece(model=MODEL_NAME, finish_reason="stop")

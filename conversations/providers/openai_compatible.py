@@ -17,7 +17,14 @@ from collections.abc import AsyncIterator, Sequence
 import openai
 
 from bothero.errors import UpstreamError
-from conversations.providers.base import Completion, ProviderRequest, StreamPiece, UpstreamTimeoutError, Usage
+from conversations.providers.base import (
+    Completion,
+    Grounding,
+    ProviderRequest,
+    StreamPiece,
+    UpstreamTimeoutError,
+    Usage,
+)
 
 PLACEHOLDER_API_KEY = "not-needed"  # local servers (vLLM, Ollama, llama.cpp) accept any key
 
@@ -40,6 +47,7 @@ def _usage(raw) -> Usage | None:
 
 class OpenAICompatibleProvider:
     name = "openai"
+    cites_passages = True  # the model cites the prompt's numbered passages (conversations.citations)
 
     def __init__(self, *, base_url: str | None, api_key: str, model: str, timeout: float, max_retries: int):
         self.base_url = base_url or None
@@ -57,8 +65,9 @@ class OpenAICompatibleProvider:
     def model_for(self, bot) -> str:
         return self.forced_model or bot.model
 
-    def usable_passages(self, passages: Sequence) -> list:
-        return list(passages)
+    def ground(self, *, query: str, passages: Sequence, context: str = "", query_vector=None) -> Grounding:
+        # The model reads every answerable passage and says itself which ones answer (citation markers).
+        return Grounding(passages=list(passages))
 
     def _arguments(self, request: ProviderRequest) -> dict:
         return {

@@ -154,7 +154,7 @@ def test_the_openai_sdk_works_plain(live_url, stub, actor, bot):
     )
     assert completion.choices[0].message.content == "We ship for free over $50."
     assert completion.choices[0].message.role == "assistant"
-    assert completion.model == bot.public_id
+    assert completion.model == bot.model  # what answered (the stub serves whatever model it is asked for)
     assert completion.usage.completion_tokens == 6
     assert completion.id.startswith("msg_")
     models = client.models.list()
@@ -176,7 +176,7 @@ def test_the_openai_sdk_works_streaming(live_url, stub, actor, bot):
     text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
     assert text == "Yes, within thirty days."
     assert chunks[-1].usage.completion_tokens == 4
-    assert {chunk.model for chunk in chunks} == {bot.public_id}
+    assert {chunk.model for chunk in chunks} == {bot.model}
 
 
 def test_the_openai_sdk_works_async(live_url, stub, actor, bot):

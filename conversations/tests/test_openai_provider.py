@@ -1,9 +1,11 @@
 """The `openai` provider against a real OpenAI-compatible server on loopback (conversations.testing.llm_server)."""
 
+import re
+
 from accounts.selectors import usage_current
 from bothero.testing.factories import ConversationFactory, MessageFactory
 from conversations.models import Message
-from conversations.prompt import MESSAGE_OVERHEAD_TOKENS, count_tokens
+from conversations.prompt import MESSAGE_OVERHEAD_TOKENS, NO_PASSAGES, count_tokens
 
 from .conftest import parse_sse, streamed_body
 
@@ -29,9 +31,9 @@ def test_it_answers_with_the_models_text_and_reported_usage(alice, faq_bot, open
     assert stored.is_fallback is False
 
 
-def test_the_prompt_holds_instructions_passages_with_ids_and_the_question(alice, faq_bot, openai_provider):
-    response = chat(alice.client, bot_id=faq_bot.public_id, message="How much is express shipping?")
-    sources = response.json()["sources"]
+def test_the_prompt_holds_instructions_numbered_passages_and_the_question(alice, faq_bot, openai_provider):
+    response = chat(alice.client, bot_id=faq_bot.public_id, message="How much is express shipping?", stream=True)
+    start = parse_sse(streamed_body(response))[0][1]
     sent = openai_provider.requests[-1]
     assert sent["model"] == faq_bot.model
     assert sent["temperature"] == faq_bot.temperature
@@ -39,9 +41,14 @@ def test_the_prompt_holds_instructions_passages_with_ids_and_the_question(alice,
     system, question = sent["messages"][0], sent["messages"][-1]
     assert system["role"] == "system"
     assert system["content"].startswith(faq_bot.instructions)
-    assert faq_bot.fallback_message in system["content"]
-    for source in sources:
-        assert f"[{source['chunk_id']}]" in system["content"]
+    assert f'reply exactly with: "{faq_bot.fallback_message}"' in system["content"]
+    assert "Answer only from the numbered knowledge passages below" in system["content"]
+    # The passages given to the model (message.start's sources), numbered in that order.
+    assert start["sources"]
+    for number, source in enumerate(start["sources"], 1):
+        assert f"[{number}] {source['title']}" in system["content"]
+        assert source["snippet"][:60] in " ".join(system["content"].split())
+    assert f"[{len(start['sources']) + 1}]" not in system["content"]
     assert "Express shipping arrives the next business day" in system["content"]
     assert question == {"role": "user", "content": "How much is express shipping?"}
 
@@ -189,3 +196,81 @@ def test_history_is_the_newest_messages_that_fit_the_token_budget(alice, faq_bot
     assert sum(costs[-kept:]) <= 120 < sum(costs[-kept - 1 :])
     assert "half an answ" not in history
     assert sent[-1]["content"] == "And now?"
+
+
+def cite(heading: str, text: str):
+    """A stub reply that cites, by its number in the prompt, the passage under `heading`."""
+
+    def reply(body: dict) -> str:
+        system = body["messages"][0]["content"]
+        (number,) = re.findall(rf"^\[(\d+)\] Acme Widgets FAQ — {heading}$", system, flags=re.MULTILINE)
+        return text.format(number=number)
+
+    return reply
+
+
+def test_the_answers_sources_are_the_passages_it_cites_and_its_markers_number_them(alice, faq_bot, openai_provider):
+    openai_provider.reply = cite("Shipping", "Express shipping costs $14.99 [{number}].")
+    body = chat(alice.client, bot_id=faq_bot.public_id, message="How long do shipping and refunds take?").json()
+
+    sent = openai_provider.requests[-1]["messages"][0]["content"]
+    assert re.search(r"^\[2\] ", sent, flags=re.MULTILINE), "the model was given several passages"
+    assert body["content"] == "Express shipping costs $14.99 [1]."
+    (source,) = body["sources"]
+    assert source["snippet"].startswith("Standard shipping takes 3 to 5 business days")
+    assert Message.objects.get(public_id=body["id"]).sources == body["sources"]
+
+
+def test_a_streamed_answers_markers_are_renumbered_and_its_sources_are_the_cited_ones(alice, faq_bot, openai_provider):
+    openai_provider.reply = cite("Shipping", "Express costs $14.99 [{number}], and [9] is no passage.")
+    response = chat(
+        alice.client, bot_id=faq_bot.public_id, message="How long do shipping and refunds take?", stream=True
+    )
+
+    events = parse_sse(streamed_body(response))
+    start, completed = events[0][1], events[-1][1]
+    text = "".join(data["delta"] for event, data in events if event == "message.delta")
+    assert text == completed["content"] == "Express costs $14.99 [1], and [9] is no passage."
+    assert len(start["sources"]) > 1
+    assert [source["chunk_id"] for source in completed["sources"]] == [
+        source["chunk_id"] for source in start["sources"] if source["snippet"].startswith("Standard shipping")
+    ]
+
+
+def test_an_answer_without_markers_keeps_every_passage_it_was_given(alice, faq_bot, openai_provider):
+    openai_provider.reply = "Express shipping costs $14.99."
+    response = chat(alice.client, bot_id=faq_bot.public_id, message="How much is express shipping?", stream=True)
+    events = parse_sse(streamed_body(response))
+    assert events[-1][1]["sources"] == events[0][1]["sources"] != []
+
+
+def test_the_fallback_answer_has_no_sources(alice, faq_bot, openai_provider):
+    openai_provider.reply = faq_bot.fallback_message
+    body = chat(alice.client, bot_id=faq_bot.public_id, message="How much is express shipping?").json()
+    assert body["sources"] == []
+
+
+def test_a_question_the_knowledge_cannot_answer_reaches_the_model_without_passages(alice, faq_bot, openai_provider):
+    openai_provider.reply = faq_bot.fallback_message
+    body = chat(alice.client, bot_id=faq_bot.public_id, message="Who won the 1998 World Cup?").json()
+    system = openai_provider.requests[-1]["messages"][0]["content"]
+    assert system.endswith(NO_PASSAGES)
+    assert (body["content"], body["sources"]) == (faq_bot.fallback_message, [])
+
+
+def test_a_follow_up_reaches_the_model_with_the_history_and_the_passages_of_the_question_it_continues(
+    alice, faq_bot, openai_provider
+):
+    first = chat(alice.client, bot_id=faq_bot.public_id, message="How much is express shipping?").json()
+    openai_provider.reply = "Standard shipping costs $4.99."
+    chat(
+        alice.client,
+        bot_id=faq_bot.public_id,
+        message="And the standard one?",
+        conversation_id=first["conversation_id"],
+    )
+
+    messages = openai_provider.requests[-1]["messages"]
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[1]["content"] == "How much is express shipping?"
+    assert "Standard shipping takes 3 to 5 business days and costs $4.99." in messages[0]["content"]
