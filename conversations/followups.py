@@ -2,7 +2,7 @@
 
 A question that looks like it continues the conversation — it opens with a
 continuation ("and", "what about", "also"…), refers back with a pronoun ("it",
-"that", "those"…), or is too short to stand alone (two content words or fewer)
+"that", "those"…), or is too short to stand alone (one content word)
 — is searched twice: on its own, and as a standalone query made of the
 customer's previous question(s) followed by it. The two result lists are fused
 (each passage keeps its best score, see `passages_fuse`), and the extractive
@@ -20,8 +20,8 @@ from knowledge.sentences import content_words
 
 #: How many of the customer's previous messages make the standalone query.
 CONTEXT_TURNS = 1
-#: A question with at most this many content words cannot stand alone.
-SHORT_QUESTION_TERMS = 2
+#: A question with at most this many content words cannot stand alone ("weekends?").
+SHORT_QUESTION_TERMS = 1
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _CONTINUATIONS = (

@@ -61,12 +61,15 @@ class ScoredSentence:
     passage: int  # index of its passage
     position: int  # index of the sentence in its passage
     lexical: float  # 0..1: share of the question's word weight it contains
-    semantic: float  # cosine similarity to the question
+    semantic: float  # cosine similarity to the question (for a follow-up, half of it to the one it continues)
     score: float
+    own_lexical: float  # the same, for the question's own words and the question alone (= the above
+    own_semantic: float  # for a standalone question)
 
     @property
     def has_evidence(self) -> bool:
-        return self.semantic >= MIN_SEMANTIC or self.lexical >= MIN_LEXICAL
+        # Evidence must come from the question itself: the topic before it cannot answer a new question alone.
+        return self.own_semantic >= MIN_SEMANTIC or self.own_lexical >= MIN_LEXICAL
 
 
 class _VectorCache:
@@ -132,26 +135,29 @@ def score_sentences(
         weight = math.log(1 + (count + 1) / (frequency + 0.5))
         weights[term] = weight * (1.0 if term in own else 0.5)
     total = sum(weights.values()) or 1.0
+    own_total = sum(weights[term] for term in own) or 1.0
 
     embedder = embedder or _default_embedder()
-    if query_vector is None or context:
-        query_vector = embedder.embed([f"{context} {query}".strip()])[0]
+    if query_vector is None:
+        query_vector = embedder.embed([query])[0]
     vectors = _cache.embed(embedder, [sentence for _, _, sentence in candidates])
-    similarities = vectors @ np.asarray(query_vector, dtype=vectors.dtype)
+    similarities = own_similarities = vectors @ np.asarray(query_vector, dtype=vectors.dtype)
+    if context:
+        # Half the question alone, half the question with the one it continues: the earlier topic helps
+        # ("and the basic one?") but cannot answer a new, unrelated question by itself.
+        combined = embedder.embed([f"{context} {query}"])[0]
+        similarities = (similarities + vectors @ np.asarray(combined, dtype=vectors.dtype)) / 2
 
     # A word of the passage's heading names its topic, not the answer: every sentence under it is about it.
     heading_terms = [terms(passage.heading or "") for passage in passages]
     scored = []
-    for (p_index, s_index, sentence), found, similarity in zip(candidates, sentence_terms, similarities, strict=True):
+    rows = zip(candidates, sentence_terms, similarities, own_similarities, strict=True)
+    for (p_index, s_index, sentence), found, similarity, own_similarity in rows:
         topic = heading_terms[p_index]
-        lexical = (
-            sum(
-                weight * (HEADING_TERM_SHARE if term in topic else 1.0)
-                for term, weight in weights.items()
-                if term in found
-            )
-            / total
-        )
+        matched = {term: weight * (HEADING_TERM_SHARE if term in topic else 1.0) for term, weight in weights.items()
+                   if term in found}  # fmt: skip
+        lexical = sum(matched.values()) / total
+        own_lexical = sum(weight for term, weight in matched.items() if term in own) / own_total
         semantic = float(similarity)
         score = (
             semantic
@@ -159,7 +165,9 @@ def score_sentences(
             + PASSAGE_WEIGHT * float(passages[p_index].score)
             + (FIRST_SENTENCE_BONUS if s_index == 0 else 0.0)
         )
-        scored.append(ScoredSentence(sentence, p_index, s_index, lexical, semantic, score))
+        scored.append(
+            ScoredSentence(sentence, p_index, s_index, lexical, semantic, score, own_lexical, float(own_similarity))
+        )
     scored.sort(key=lambda item: (-item.score, item.passage, item.position))
     return scored
 

@@ -139,3 +139,14 @@ def test_a_follow_up_in_the_openai_shape_is_answered_with_the_history_the_client
 
     assert response.status_code == 200, response.content
     assert BASIC_PRICE in response.json()["choices"][0]["message"]["content"]
+
+
+@pytest.mark.parametrize(
+    "question", ["Who is the CEO?", "What is the capital of Mongolia?", "Is it available in black?"]
+)
+def test_a_new_question_the_faq_cannot_answer_is_not_answered_from_the_topic_before_it(alice, demo_bot, question):
+    opening = ask(alice.client, demo_bot, "How much is the Pro Widget?")
+
+    body = ask(alice.client, demo_bot, question, conversation_id=opening["conversation_id"])
+
+    assert (body["content"], body["sources"]) == (demo_bot.fallback_message, [])
