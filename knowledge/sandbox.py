@@ -48,6 +48,9 @@ def parse_in_subprocess(
             cwd=BASE_DIR,
             env=env,
             check=False,
+            # Its own session: a Ctrl-C at the terminal (make run) reaches the server, which finishes the
+            # document it is ingesting, but not this child, whose parse would then fail for no reason.
+            start_new_session=True,
         )
     except subprocess.TimeoutExpired:
         raise ParseError(PARSE_TIMEOUT, f"Parsing took longer than {timeout_seconds:g} seconds.") from None

@@ -297,3 +297,43 @@ def test_it_sniffs_a_pathological_csv_line_quickly():
     detect_content_type(data)
 
     assert time.monotonic() - started < 2
+
+
+SIGINT_DURING_PARSE = """
+import os, signal, threading, time
+from knowledge.sandbox import parse_in_subprocess
+data = ("# Title\\n\\n" + "Some words about widgets and shipping. " * 20000).encode()
+result = {}
+def parse():
+    try:
+        result["sections"] = len(parse_in_subprocess(data, filename="x.md", timeout_seconds=60, memory_limit_mb=1024).sections)
+    except Exception as exc:
+        result["error"] = repr(exc)
+thread = threading.Thread(target=parse)
+thread.start()
+time.sleep(0.3)
+try:
+    os.killpg(os.getpgrp(), signal.SIGINT)  # what Ctrl-C at the terminal does to `make run`
+    time.sleep(0.1)
+except KeyboardInterrupt:
+    pass
+thread.join()
+print(result)
+"""
+
+
+def test_a_ctrl_c_at_the_terminal_does_not_break_a_parse_in_progress():
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    done = subprocess.run(
+        [sys.executable, "-c", SIGINT_DURING_PARSE],
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        start_new_session=True,  # its own process group: the SIGINT stays there
+    )
+    assert done.stdout.strip() == "{'sections': 1}", done.stdout + done.stderr
