@@ -15,7 +15,7 @@ import ipaddress
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -97,6 +97,8 @@ class FetchedURL:
     status_code: int
     content_type: str | None
     content: bytes
+    # The response's headers (ETag, Last-Modified for conditional requests), lower-cased names.
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def is_public_address(address: str) -> bool:
@@ -154,7 +156,9 @@ def check_url(url: str, *, allow_private: bool, allowed_schemes: tuple[str, ...]
     bare_host = host.rstrip(".")
     if not allow_private and (bare_host in _BLOCKED_HOSTNAMES or bare_host.endswith(".localhost")):
         # Refused by name too: resolvers may map these anywhere (RFC 6761).
-        raise UnsafeURLError(URL_HOST_NOT_ALLOWED, f"The host {host!r} is not allowed.{private_urls_hint(allow_private)}")
+        raise UnsafeURLError(
+            URL_HOST_NOT_ALLOWED, f"The host {host!r} is not allowed.{private_urls_hint(allow_private)}"
+        )
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError, ValueError) as exc:
@@ -223,6 +227,7 @@ def fetch_url(
                     status_code=response.status_code,
                     content_type=response.headers.get("content-type"),
                     content=body,
+                    headers={name.lower(): value for name, value in response.headers.items()},
                 )
             finally:
                 response.close()

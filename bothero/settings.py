@@ -322,6 +322,13 @@ KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = env.int("KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS",
 # the lower one when every word of the curated wording is in the question (calibrated: docs/knowledge.md).
 CURATED_ANSWER_MIN_SIMILARITY = env.float("CURATED_ANSWER_MIN_SIMILARITY", default=0.78)
 CURATED_ANSWER_LEXICAL_MIN_SIMILARITY = env.float("CURATED_ANSWER_LEXICAL_MIN_SIMILARITY", default=0.70)
+# Website sources: a page (or sitemap) larger than this is skipped; each fetch is given this long;
+# the beat checks for sources due a refresh this often.
+KNOWLEDGE_SOURCE_MAX_PAGE_BYTES = env.int("KNOWLEDGE_SOURCE_MAX_PAGE_BYTES", default=5 * 1024 * 1024)
+KNOWLEDGE_SOURCE_PAGE_TIMEOUT_SECONDS = env.float("KNOWLEDGE_SOURCE_PAGE_TIMEOUT_SECONDS", default=15.0)
+KNOWLEDGE_SOURCE_MAX_PAGES = env.int("KNOWLEDGE_SOURCE_MAX_PAGES", default=5000)
+KNOWLEDGE_SOURCE_SCHEDULE_SECONDS = env.int("KNOWLEDGE_SOURCE_SCHEDULE_SECONDS", default=900)
+KNOWLEDGE_SOURCE_SYNC_TIME_LIMIT_SECONDS = env.int("KNOWLEDGE_SOURCE_SYNC_TIME_LIMIT_SECONDS", default=3600)
 
 # --- chat -----------------------------------------------------------------------------------------
 # The chat engine (conversations/): message size, history budget, streaming heartbeats, the extractive cut.
@@ -437,6 +444,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "knowledge.requeue_stale_documents",
         "schedule": float(KNOWLEDGE_SWEEP_INTERVAL_SECONDS),
         "options": {"queue": "ingestion", "expires": float(KNOWLEDGE_SWEEP_INTERVAL_SECONDS)},
+    },
+    # Website sources due a refresh (daily / weekly) are queued for a sync.
+    "knowledge-sync-due-sources": {
+        "task": "knowledge.sync_due_sources",
+        "schedule": float(KNOWLEDGE_SOURCE_SCHEDULE_SECONDS),
+        "options": {"queue": "ingestion", "expires": float(KNOWLEDGE_SOURCE_SCHEDULE_SECONDS)},
     },
     # Webhook deliveries: interrupted attempts, missed events, due retries.
     "webhooks-sweep": {

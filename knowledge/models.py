@@ -188,3 +188,70 @@ class CuratedPhrase(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["bot"])]
+
+
+class WebsiteSource(models.Model):
+    """A website a bot learns from: its pages, found by sitemap or by crawling, one document each, kept fresh.
+
+    `knowledge.services.sources.website_source_sync` discovers the pages, fetches
+    them with conditional requests, (re)ingests only new and changed ones and
+    removes the documents of pages that are gone.
+    """
+
+    class Type(models.TextChoices):
+        SITEMAP = "sitemap"
+        CRAWL = "crawl"
+
+    class Refresh(models.TextChoices):
+        DAILY = "daily"
+        WEEKLY = "weekly"
+        NEVER = "never"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        SYNCING = "syncing"
+        IDLE = "idle"  # the last sync finished (see last_result)
+        FAILED = "failed"  # the last sync could not discover any page (see last_result)
+
+    public_id = PublicIdField(prefix="src")
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="website_sources")
+    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="website_sources")
+    type = models.CharField(max_length=16, choices=Type.choices)
+    url = models.URLField(max_length=2048)
+    max_pages = models.PositiveIntegerField(default=100)
+    max_depth = models.PositiveSmallIntegerField(default=3)
+    include = models.JSONField(default=list, blank=True)
+    exclude = models.JSONField(default=list, blank=True)
+    refresh = models.CharField(max_length=16, choices=Refresh.choices, default=Refresh.WEEKLY)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.JSONField(default=dict, blank=True)
+    last_result = models.JSONField(null=True, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    next_sync_at = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(max_length=64, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "-id"]), models.Index(fields=["status", "next_sync_at"])]
+
+    def __str__(self):
+        return f"{self.type} {self.url} ({self.public_id})"
+
+
+class SourcePage(models.Model):
+    """One page of a website source, with what the next sync needs to skip it when unchanged."""
+
+    source = models.ForeignKey(WebsiteSource, on_delete=models.CASCADE, related_name="pages")
+    url = models.URLField(max_length=2048)
+    document = models.ForeignKey(Document, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    etag = models.CharField(max_length=500, blank=True)
+    last_modified = models.CharField(max_length=100, blank=True)
+    content_sha256 = models.CharField(max_length=64, blank=True)
+    # Same-host links found in the page (crawls), so a page answered 304 still leads to its links.
+    links = models.JSONField(default=list, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "url"], name="unique_page_per_source")]

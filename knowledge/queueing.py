@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 INGESTION_QUEUE = "ingestion"
 INGEST_DOCUMENT = "knowledge.ingest_document"
+SYNC_SOURCE = "knowledge.sync_source"
 
 # Fail fast when the broker is unreachable: the upload has committed, and the sweep is the retry.
 PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
@@ -91,3 +92,17 @@ def documents_waiting_in_broker() -> set[int]:
     except (redis.RedisError, ValueError) as exc:
         logger.warning("Could not read the ingestion queue (%s); requeueing every stale document", exc)
     return waiting
+
+
+def source_sync_on_commit(source_id: int) -> None:
+    """Queue a website source's sync once the caller's transaction commits (a missed one: the beat schedule)."""
+
+    def enqueue():
+        try:
+            task_by_name(SYNC_SOURCE).apply_async(
+                (source_id,), queue=INGESTION_QUEUE, retry_policy=PUBLISH_RETRY_POLICY
+            )
+        except BROKER_ERRORS as exc:
+            logger.warning("Could not queue the sync of website source %s (%s)", source_id, exc)
+
+    transaction.on_commit(enqueue)

@@ -232,3 +232,75 @@ class CuratedAnswerDeletedSerializer(serializers.Serializer):
     id = serializers.CharField()
     object = serializers.CharField(default="curated_answer")
     deleted = serializers.BooleanField(default=True)
+
+
+# --- website sources ---------------------------------------------------------------------------
+
+
+class WebsiteSourceSerializer(serializers.Serializer):
+    id = serializers.CharField(source="public_id")
+    object = serializers.SerializerMethodField()
+    bot_id = serializers.CharField(source="bot.public_id")
+    type = serializers.CharField(help_text="`sitemap` or `crawl`.")
+    url = serializers.CharField()
+    max_pages = serializers.IntegerField()
+    max_depth = serializers.IntegerField(help_text="Crawls: how many links away from `url` to go.")
+    include = serializers.ListField(child=serializers.CharField())
+    exclude = serializers.ListField(child=serializers.CharField())
+    refresh = serializers.CharField(help_text="`daily`, `weekly` or `never`.")
+    status = serializers.CharField(help_text="`queued`, `syncing`, `idle` (synced) or `failed` (nothing discovered).")
+    progress = serializers.DictField(help_text="While syncing: `phase`, `discovered`, `processed`.")
+    last_result = serializers.DictField(
+        allow_null=True,
+        help_text="The last sync: `discovered`, `created`, `updated`, `unchanged`, `removed`, `failed`, `skipped`, "
+        "`errors` (up to 20 `{url, code, message}`), and `error` when it failed as a whole.",
+    )
+    page_count = serializers.SerializerMethodField()
+    last_synced_at = serializers.DateTimeField(allow_null=True)
+    next_sync_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+    def get_object(self, obj) -> str:
+        return "website_source"
+
+    def get_page_count(self, obj) -> int:
+        return obj.pages.exclude(document=None).count()
+
+
+def _patterns_field():
+    return serializers.ListField(
+        child=serializers.CharField(max_length=300),
+        max_length=50,
+        required=False,
+        default=list,
+        help_text="Glob patterns on the URL path (with its query), e.g. `/docs/*`.",
+    )
+
+
+class WebsiteSourceCreateSerializer(serializers.Serializer):
+    bot_id = serializers.CharField(max_length=64)
+    type = serializers.ChoiceField(choices=["sitemap", "crawl"])
+    url = serializers.URLField(max_length=2048, help_text="The sitemap (or sitemap index), or the page to crawl from.")
+    max_pages = serializers.IntegerField(min_value=1, required=False, default=100)
+    max_depth = serializers.IntegerField(min_value=0, max_value=10, required=False, default=3)
+    include = _patterns_field()
+    exclude = _patterns_field()
+    refresh = serializers.ChoiceField(choices=["daily", "weekly", "never"], required=False, default="weekly")
+
+    def validate_max_pages(self, value):
+        from django.conf import settings
+
+        if value > settings.KNOWLEDGE_SOURCE_MAX_PAGES:
+            raise serializers.ValidationError(f"At most {settings.KNOWLEDGE_SOURCE_MAX_PAGES} pages.")
+        return value
+
+
+class WebsiteSourceListQuerySerializer(serializers.Serializer):
+    bot_id = serializers.CharField(max_length=64, required=False)
+
+
+class WebsiteSourceDeletedSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField(default="website_source")
+    deleted = serializers.BooleanField(default=True)
+    documents_deleted = serializers.IntegerField()

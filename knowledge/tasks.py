@@ -125,3 +125,22 @@ def claim_heartbeat(document_id: int, claim_token: str, *, enabled: bool = True)
 def requeue_stale_documents() -> int:
     """Beat sweep: requeue documents whose ingestion died or whose message was lost."""
     return services.documents_requeue_stale(waiting=queueing.documents_waiting_in_broker())
+
+
+@shared_task(
+    name=queueing.SYNC_SOURCE,
+    acks_late=True,
+    time_limit=settings.KNOWLEDGE_SOURCE_SYNC_TIME_LIMIT_SECONDS,
+)
+def sync_source(source_id: int) -> dict | None:
+    """Sync one website source (a run already syncing it makes this one a no-op)."""
+    return services.website_source_sync(source_id=source_id)
+
+
+@shared_task(name="knowledge.sync_due_sources")
+def sync_due_sources() -> int:
+    """Queue the website sources whose daily or weekly refresh is due (beat)."""
+    due = services.website_sources_due()
+    for source_id in due:
+        services.website_source_sync_queue(source_id=source_id)
+    return len(due)

@@ -14,8 +14,8 @@ from rest_framework.response import Response
 from bothero.api.views import TenantAPIView, TenantViewSet
 from bothero.errors import ApplicationError, ValidationError
 from bots.selectors import bot_get
-from knowledge import answer_selectors, selectors, services
-from knowledge.models import CuratedAnswer, Document
+from knowledge import answer_selectors, selectors, services, source_selectors
+from knowledge.models import CuratedAnswer, Document, WebsiteSource
 from knowledge.serializers import (
     CuratedAnswerCreateSerializer,
     CuratedAnswerDeletedSerializer,
@@ -30,6 +30,10 @@ from knowledge.serializers import (
     SearchResultSerializer,
     TextUploadSerializer,
     UrlUploadSerializer,
+    WebsiteSourceCreateSerializer,
+    WebsiteSourceDeletedSerializer,
+    WebsiteSourceListQuerySerializer,
+    WebsiteSourceSerializer,
 )
 
 # The error envelope; the schema hook (bothero.api.schema) replaces this component with the canonical one.
@@ -332,3 +336,123 @@ class CuratedAnswerViewSet(mixins.ListModelMixin, TenantViewSet):
     def destroy(self, request, id):
         services.curated_answer_delete(curated=self.get_object())
         return Response({"id": id, "object": "curated_answer", "deleted": True})
+
+
+SOURCE_EXAMPLE = {
+    "id": "src_8Hq2LmZ0",
+    "object": "website_source",
+    "bot_id": "bot_abc123",
+    "type": "sitemap",
+    "url": "https://www.acme-widgets.example/sitemap.xml",
+    "max_pages": 500,
+    "max_depth": 3,
+    "include": ["/help/*"],
+    "exclude": ["/help/archive/*"],
+    "refresh": "daily",
+    "status": "idle",
+    "progress": {"phase": "done", "discovered": 212, "processed": 212},
+    "last_result": {
+        "discovered": 212,
+        "created": 3,
+        "updated": 2,
+        "unchanged": 205,
+        "removed": 1,
+        "failed": 1,
+        "skipped": 0,
+        "errors": [
+            {"url": "https://www.acme-widgets.example/help/video", "code": "document_too_large", "message": "..."}
+        ],
+    },
+    "page_count": 210,
+    "last_synced_at": "2026-11-30T03:12:09Z",
+    "next_sync_at": "2026-12-01T03:12:09Z",
+    "created_at": "2026-11-02T16:01:09Z",
+}
+
+
+class WebsiteSourceViewSet(mixins.ListModelMixin, TenantViewSet):
+    """Website sources: a sitemap or a same-host crawl, one document per page, re-synced on demand and on
+    schedule (only new and changed pages are ingested again; pages that are gone are removed)."""
+
+    serializer_class = WebsiteSourceSerializer
+    queryset = WebsiteSource.objects.none()
+    not_found_code = "source_not_found"
+    not_found_message = "No such website source."
+
+    def safely_get_queryset(self, tenant):
+        return source_selectors.website_source_list(tenant=tenant)
+
+    @extend_schema(
+        operation_id="website_sources_list",
+        summary="List website sources",
+        parameters=[OpenApiParameter("bot_id", str, description="Only this bot's.")],
+    )
+    def list(self, request, *args, **kwargs):
+        query = WebsiteSourceListQuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        bot_id = query.validated_data.get("bot_id")
+        bot = bot_get(tenant=self.tenant, public_id=bot_id) if bot_id else None
+        page = self.paginate_queryset(source_selectors.website_source_list(tenant=self.tenant, bot=bot))
+        return self.get_paginated_response(WebsiteSourceSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="website_sources_create",
+        summary="Add a website (sitemap or crawl); its first sync is queued",
+        request=WebsiteSourceCreateSerializer,
+        responses={202: WebsiteSourceSerializer},
+        examples=[
+            OpenApiExample(
+                "A sitemap, refreshed daily",
+                request_only=True,
+                value={
+                    "bot_id": "bot_abc123",
+                    "type": "sitemap",
+                    "url": "https://www.acme-widgets.example/sitemap.xml",
+                    "max_pages": 500,
+                    "include": ["/help/*"],
+                    "exclude": ["/help/archive/*"],
+                    "refresh": "daily",
+                },
+            ),
+            OpenApiExample(
+                "A crawl",
+                request_only=True,
+                value={"bot_id": "bot_abc123", "type": "crawl", "url": "https://docs.acme.example/", "max_depth": 2},
+            ),
+            OpenApiExample("A synced source", response_only=True, value=SOURCE_EXAMPLE),
+        ],
+    )
+    def create(self, request):
+        data = WebsiteSourceCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        params = dict(data.validated_data)
+        bot = bot_get(tenant=self.tenant, public_id=params.pop("bot_id"))
+        source = services.website_source_create(tenant=self.tenant, bot=bot, **params)
+        return Response(WebsiteSourceSerializer(source).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        operation_id="website_sources_retrieve", summary="Get a website source, its progress and last result"
+    )
+    def retrieve(self, request, id):
+        return Response(WebsiteSourceSerializer(self.get_object()).data)
+
+    @extend_schema(
+        operation_id="website_sources_sync",
+        summary="Sync a website source now",
+        request=None,
+        responses={202: WebsiteSourceSerializer},
+    )
+    def sync(self, request, id):
+        source = services.website_source_sync_request(source=self.get_object())
+        return Response(WebsiteSourceSerializer(source).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        operation_id="website_sources_delete",
+        summary="Delete a website source and every document it made",
+        responses={200: WebsiteSourceDeletedSerializer},
+    )
+    def destroy(self, request, id):
+        source = self.get_object()
+        documents = source.pages.exclude(document=None).count()
+        services.website_source_delete(source=source)
+        return Response({"id": id, "object": "website_source", "deleted": True, "documents_deleted": documents})

@@ -13,6 +13,8 @@ EVENT_TYPES: dict[str, str] = {
     "lead.captured": "Contact details were captured in a conversation.",
     "document.ready": "A knowledge document finished processing and is searchable.",
     "document.failed": "A knowledge document could not be processed.",
+    "source.synced": "A website source finished a sync (data: the source with its last_result).",
+    "source.failed": "A website source's sync could not discover any page (its sitemap or start page failed).",
     "bot.created": "A bot was created.",
     "bot.updated": "A bot's configuration changed.",
     "bot.deleted": "A bot was deleted.",

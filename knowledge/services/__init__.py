@@ -1,5 +1,5 @@
 """Knowledge base writes: documents in (`documents`), ingestion (parse → chunk → embed → index, `ingestion`),
-curated answers (`answers`).
+curated answers (`answers`), website sources (`sources`).
 
 Callers use `from knowledge import services`; the two modules hold the code.
 """
@@ -29,6 +29,14 @@ from knowledge.services.ingestion import (
     document_ingest,
     embedding_input,
 )
+from knowledge.services.sources import (
+    website_source_create,
+    website_source_delete,
+    website_source_sync,
+    website_source_sync_queue,
+    website_source_sync_request,
+    website_sources_due,
+)
 
 __all__ = [
     "ClaimLost",
@@ -50,4 +58,10 @@ __all__ = [
     "documents_requeue_stale",
     "embedding_input",
     "lexeme_stats_change",
+    "website_source_create",
+    "website_source_delete",
+    "website_source_sync",
+    "website_source_sync_queue",
+    "website_source_sync_request",
+    "website_sources_due",
 ]

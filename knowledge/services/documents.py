@@ -234,6 +234,46 @@ def document_reindex(*, document: Document) -> Document:
     return document
 
 
+def document_content_replace(*, document: Document, data: bytes, title: str | None = None) -> Document:
+    """Give a file document new bytes (a website page that changed) and queue it to be parsed and embedded again.
+
+    Its chunks go now; the storage limit applies to the new size. The old file is removed after commit.
+    """
+    old_path = document.file.name
+    path = default_storage.save(
+        f"knowledge/{document.tenant.public_id}/{document.public_id}/{document.filename or 'page.html'}",
+        ContentFile(data),
+    )
+    try:
+        with transaction.atomic():
+            tenant = type(document.tenant).objects.select_for_update().select_related("plan").get(pk=document.tenant_id)
+            plan = tenant.plan
+            if plan.max_storage_mb is not None:
+                used = Document.objects.filter(tenant=tenant).exclude(pk=document.pk).aggregate(total=Sum("size_bytes"))
+                if (used["total"] or 0) + len(data) > plan.max_storage_mb * BYTES_PER_MB:
+                    raise PlanLimitError(
+                        f"Your {plan.name} plan allows {plan.max_storage_mb} MB of documents.",
+                        code="plan_limit_reached",
+                    )
+            document = Document.objects.select_for_update().select_related("bot", "tenant").get(pk=document.pk)
+            chunks_delete(document=document)
+            _reset_for_queue(document)
+            document.file = path
+            document.size_bytes = len(data)
+            document.content_sha256 = hashlib.sha256(data).hexdigest()
+            document.content_type = parsing.detect_content_type(data) or ""
+            if title:
+                document.title = title[:255]
+            document.save()
+            _queue_ingestion(document)
+    except BaseException:
+        stored_file_delete(path)
+        raise
+    if old_path and old_path != path:
+        transaction.on_commit(lambda: stored_file_delete(old_path))
+    return document
+
+
 def chunks_delete(*, document: Document) -> None:
     """Delete the document's chunks and take them out of its bot's full-text statistics (in the caller's transaction)."""
     count = Chunk.objects.filter(document=document).count()
