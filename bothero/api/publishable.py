@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from django.urls import Resolver404, resolve
 from rest_framework.permissions import BasePermission
@@ -81,6 +82,15 @@ def own_origin(request) -> str:
     return f"{request.scheme}://{request.get_host()}"
 
 
+def is_own_origin(request, origin: str) -> bool:
+    """Whether `origin` is this API's own (the hosted chat page's): the same host and port.
+
+    The scheme is not compared: behind a proxy that ends TLS, the request
+    reaches Django as http while the page's origin is https.
+    """
+    return bool(origin) and urlsplit(origin).netloc.lower() == request.get_host().lower()
+
+
 def visitor_from_headers(request, api_key: ApiKey) -> Visitor:
     visitor_id = request.headers.get(VISITOR_HEADER, "")
     if not VISITOR_ID_PATTERN.match(visitor_id):
@@ -111,7 +121,7 @@ class PublishableKeyPolicy(BasePermission):
         if not view_allows_publishable_key(type(view), getattr(view, "action", None) or request.method.lower()):
             raise publishable_key_not_allowed()
         origin = request_origin(request)
-        if not (origin_allowed(origin, api_key.allowed_origins) or (origin and origin == own_origin(request))):
+        if not (origin_allowed(origin, api_key.allowed_origins) or is_own_origin(request, origin)):
             raise PermissionDeniedError(
                 f"This key may not be used from {origin or 'a page without an Origin'}: add the website's origin "
                 "to the key's allowed_origins.",

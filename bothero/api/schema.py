@@ -64,7 +64,9 @@ AUTHENTICATED_ERRORS = {
     "400": "Invalid request: validation (`param` names the field), malformed JSON (`invalid_json`), bad cursor.",
     "401": "Missing, invalid, expired or revoked credential, or a bad request signature. "
     "Sent with `WWW-Authenticate: Bearer`.",
-    "403": "`plan_upgrade_required` (plan below Legend), `tenant_suspended`, or `plan_limit_reached`.",
+    "403": "`plan_upgrade_required` (plan below Legend), `tenant_suspended`, or `plan_limit_reached`; with a "
+    "publishable key (`pk_live_`): `publishable_key_not_allowed` (not an endpoint of the chat widget), "
+    "`origin_not_allowed`, `identity_verification_required`, `invalid_user_hash`, `identity_verification_off`.",
     "429": "Rate limit exceeded (`rate_limit_exceeded`); see `Retry-After`.",
     "500": "Server error (`internal_error`); quote the request id.",
 }
