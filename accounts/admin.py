@@ -292,8 +292,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_filter = (ApiKeyStatusFilter, "key_type", "require_signature")
     search_fields = ("name", "public_id", "display_prefix", "tenant__name", "tenant__public_id")
     list_select_related = ("tenant",)
-    autocomplete_fields = ("tenant",)
-    filter_horizontal = ("bots",)
+    autocomplete_fields = ("tenant", "bots")
     actions = ("revoke",)
 
     def get_fields(self, request, obj=None):
