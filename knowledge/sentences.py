@@ -151,3 +151,9 @@ def is_step(unit: str) -> bool:
         return True
     first = unit.split(None, 1)[0].lower().strip(",.:;") if unit.strip() else ""
     return first in _STEP_VERBS
+
+
+def unwrap_text(text: str) -> str:
+    """`text` with hard-wrapped lines joined (see `unwrap_lines`): one line per unit, blank lines between
+    paragraphs kept. What a PDF page or a wrapped text file becomes before it is chunked."""
+    return "\n\n".join("\n".join(unwrap_lines(paragraph)) for paragraph in _PARAGRAPH_BREAK.split(text)).strip()

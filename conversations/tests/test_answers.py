@@ -150,3 +150,29 @@ def test_a_new_question_the_faq_cannot_answer_is_not_answered_from_the_topic_bef
     body = ask(alice.client, demo_bot, question, conversation_id=opening["conversation_id"])
 
     assert (body["content"], body["sources"]) == (demo_bot.fallback_message, [])
+
+
+def test_a_pdfs_hard_wrapped_sentence_is_quoted_whole_and_alone(alice, django_capture_on_commit_callbacks):
+    from knowledge import services as knowledge_services
+    from knowledge.tests import samples
+
+    bot = BotFactory(tenant=alice.tenant)
+    with django_capture_on_commit_callbacks(execute=True):
+        knowledge_services.document_create_from_file(
+            tenant=alice.tenant, bot=bot, data=samples.pdf_hard_wrapped(), filename="model-x.pdf", title="Model X"
+        )
+        knowledge_services.document_create_from_text(
+            tenant=alice.tenant,
+            bot=bot,
+            title="Model Y",
+            text="The Model Y heater warms a room of 20 square metres in ten minutes. It ships in April.",
+        )
+
+    body = ask(alice.client, bot, "How long does the battery last on turbo?")
+
+    assert quoted_sentences(body["content"]) == [
+        "Turbo mode doubles the fan speed and lowers the battery life to about four hours; in eco mode the "
+        "battery lasts up to eleven hours."
+    ]
+    assert body["content"].endswith("— Model X › Model X fan (page 1)")
+    assert [source["title"] for source in body["sources"]] == ["Model X"]

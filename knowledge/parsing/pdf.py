@@ -6,6 +6,7 @@ import io
 import logging
 
 from knowledge.parsing.base import DOCUMENT_TOO_LARGE, INVALID_DOCUMENT, ParseError, Section, check_text_budget
+from knowledge.sentences import unwrap_text
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,8 @@ def parse_pdf(data: bytes) -> list[Section]:
             text = page.extract_text() or ""
             chars += len(text)
             check_text_budget(chars)
-            sections.append(Section(text=text, heading=headings[index], page=index + 1))
+            # A page's lines end where the page ran out of width: join them back into paragraphs.
+            sections.append(Section(text=unwrap_text(text), heading=headings[index], page=index + 1))
     except ParseError:
         raise
     except LimitReachedError as exc:

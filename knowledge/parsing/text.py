@@ -7,12 +7,14 @@ import io
 
 from knowledge.parsing.base import INVALID_DOCUMENT, ParseError, Section, check_text_budget
 from knowledge.parsing.detect import SNIFF_BYTES, sniff_csv_dialect
+from knowledge.sentences import unwrap_text
 
 
 def parse_text(data: bytes) -> list[Section]:
     text = data.decode("utf-8-sig")
     check_text_budget(len(text))
-    return [Section(text=text)]
+    # Plain text is often wrapped at a fixed width (mail, READMEs): join the lines back into paragraphs.
+    return [Section(text=unwrap_text(text))]
 
 
 def parse_csv(data: bytes) -> list[Section]:

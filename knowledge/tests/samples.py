@@ -311,3 +311,18 @@ PLAIN_TEXT = ("Caf\u0065\u0301 menu\r\n\r\n\r\n\r\nEspresso\t\t costs 2 euros.\x
 def random_binary(size: int = 8192) -> bytes:
     """Deterministic random bytes, as a renamed executable or image would be."""
     return random.Random(1234).randbytes(size)
+
+
+def pdf_hard_wrapped() -> bytes:
+    """A product sheet whose paragraph is drawn line by line, as PDFs store wrapped text."""
+    return build_pdf(
+        [
+            [
+                (18, "Model X fan"),
+                (12, "Turbo mode doubles the fan speed and lowers the battery life to about"),
+                (12, "four hours; in eco mode the battery lasts up to eleven hours. The"),
+                (12, "launch date of the Model X is March 2025."),
+            ]
+        ],
+        bookmarks=[("Model X fan", 0)],
+    )

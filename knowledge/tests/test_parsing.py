@@ -337,3 +337,23 @@ def test_a_ctrl_c_at_the_terminal_does_not_break_a_parse_in_progress():
         start_new_session=True,  # its own process group: the SIGINT stays there
     )
     assert done.stdout.strip() == "{'sections': 1}", done.stdout + done.stderr
+
+
+def test_a_pdf_pages_hard_wrapped_lines_are_joined_into_its_paragraph():
+    (section,) = parse_document(samples.pdf_hard_wrapped()).sections
+
+    assert section.text.splitlines() == [
+        "Model X fan",
+        "Turbo mode doubles the fan speed and lowers the battery life to about four hours; in eco mode the "
+        "battery lasts up to eleven hours. The launch date of the Model X is March 2025.",
+    ]
+
+
+def test_a_text_files_wrapped_paragraphs_are_joined_and_kept_apart():
+    data = b"Returns are free within thirty days of\ndelivery for every order.\n\nShort title\nAnother line\n"
+
+    (section,) = parse_document(data, filename="policy.txt").sections
+
+    assert section.text == (
+        "Returns are free within thirty days of delivery for every order.\n\nShort title\nAnother line"
+    )
