@@ -51,6 +51,8 @@ ANSWER_WORDS = 150  # the paragraphs after the best sentence's are quoted up to 
 # Evidence a sentence must show to be quoted at all.
 MIN_SEMANTIC = 0.30
 MIN_LEXICAL = 0.5
+MIN_FOLLOW_UP_SEMANTIC = 0.40  # for a follow-up: with the question it continues...
+MIN_FOLLOW_UP_OWN_SEMANTIC = 0.15  # ...and alone
 
 _DELTA = re.compile(r"\s*\S+")
 
@@ -69,7 +71,11 @@ class ScoredSentence:
     @property
     def has_evidence(self) -> bool:
         # Evidence must come from the question itself: the topic before it cannot answer a new question alone.
-        return self.own_semantic >= MIN_SEMANTIC or self.own_lexical >= MIN_LEXICAL
+        # A follow-up ("can I choose my own hours for it?") may say little by itself: it is evidence enough
+        # when it still points the same way and the two questions together are clearly answered.
+        if self.own_semantic >= MIN_SEMANTIC or self.own_lexical >= MIN_LEXICAL:
+            return True
+        return self.semantic >= MIN_FOLLOW_UP_SEMANTIC and self.own_semantic >= MIN_FOLLOW_UP_OWN_SEMANTIC
 
 
 class _VectorCache:
