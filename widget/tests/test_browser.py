@@ -21,6 +21,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from accounts.services import api_key_create
 from bothero.testing.factories import BotFactory
+from bothero.testing.helpers import wait_for_window_room
 from bothero.testing.processes import BASE_DIR, uvicorn_server
 from conftest import make_actor
 from conversations.models import Conversation, Lead, Message
@@ -326,3 +327,35 @@ def test_the_hosted_chat_page(browser, shop, api):
     box.send_keys(Keys.ENTER)
     wait_for(browser, lambda d: any("How long do refunds take?" in text for text in answers(d)))
     assert console_errors(browser) == []
+
+
+def test_clear_messages_when_rate_limited_and_offline(browser, shop, pages, api):
+    # A key allowing each visitor two requests a minute: the settings and one question; the next is one too many.
+    bot = shop["bot"]
+    tight = api_key_create(
+        tenant=bot.tenant,
+        name="Tight",
+        key_type="publishable",
+        bot_ids=[bot.public_id],
+        allowed_origins=[pages.origin("localhost")],
+        limits={"visitor_requests_per_minute": 2},
+    )
+    path = f"/tight-{bot.public_id}.html"
+    pages.pages[path] = snippet_page(api=api, bot_id=bot.public_id, key=tight.key)
+    wait_for_window_room(20)
+    browser.get(pages.url(path))
+    open_widget(browser)
+    browser.execute_script("BotHero.ask('When are you open?')")
+    wait_for(browser, lambda d: any("When are you open?" in text for text in answers(d)))
+    browser.execute_script("BotHero.ask('And on Sundays?')")
+    wait_for(browser, lambda d: "sending messages too quickly" in shadow(d, '[role="alert"]').text)
+    assert "wait" in shadow(browser, '[role="alert"]').text
+    # The text is given back, to send again later.
+    assert shadow(browser, 'textarea[aria-label="Message"]').get_attribute("value") == "And on Sundays?"
+
+    browser.set_network_conditions(offline=True, latency=0, download_throughput=0, upload_throughput=0)
+    try:
+        browser.execute_script("BotHero.ask('Are you there?')")
+        wait_for(browser, lambda d: "appear to be offline" in shadow(d, '[role="alert"]').text)
+    finally:
+        browser.delete_network_conditions()
