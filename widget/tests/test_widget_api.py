@@ -256,3 +256,15 @@ def test_the_realtime_websocket_refuses_a_publishable_key(site_key):
     with pytest.raises(PermissionDeniedError) as refused:
         authenticate(site_key.key)
     assert refused.value.code == "publishable_key_not_allowed"
+
+
+def test_leads_with_a_secret_key_and_another_tenants_conversation_is_404(alice, charlie, faq_bot):
+    conversation_id = ask(alice.client, faq_bot, "Hello").json()["conversation_id"]
+    path = f"/v1/conversations/{conversation_id}/leads"
+    refused = charlie.client.post(path, {"email": "x@example.com"}, format="json")
+    assert refused.status_code == 404
+    assert refused.json()["error"]["code"] == "conversation_not_found"
+    created = alice.client.post(path, {"phone": "+1 555 010 7788"}, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["phone"] == "+1 555 010 7788"
+    assert alice.client.get(f"/v1/conversations/{conversation_id}").json()["has_lead"] is True
