@@ -16,7 +16,7 @@ In one run:
 
 The API is uvicorn (DEBUG off) with `LLM_PROVIDER=openai` pointing at the loopback stub
 (`conversations.testing.llm_server`, its own process), which waits `--delay` before its first token and
-`--token-delay` between tokens of a fixed 60-word answer: a model's pace. Each question starts a new
+`--token-delay` between tokens of a fixed 52-word answer: a model's pace. Each question starts a new
 conversation (the bot has a small FAQ, ingested for real). Runs alternate widget / direct so both see the
 same machine. Without DATABASE_URL a `bench_widget` database is made on the embedded PostgreSQL server.
 Results: printed, and written to bench/results/widget.json.
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -203,6 +204,7 @@ def main() -> None:
     import django
 
     django.setup()
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     from django.core.management import call_command
 
     from widget.assets import widget_js
