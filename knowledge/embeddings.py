@@ -25,6 +25,11 @@ LOCAL_MODEL_NAME = "all-MiniLM-L6-v2-int8"
 DIMENSION = 384
 #: The model's window (sentence-transformers' max_seq_length), special tokens included.
 MAX_SEQUENCE_TOKENS = 256
+#: What one batch may hold, in (texts × padded length²): the attention scores of a batch grow with
+#: both, and onnxruntime's CPU arena keeps the largest batch's buffers for the life of the process.
+#: 32 texts of 256 tokens left a worker at ~1.5 GB RSS; this budget (8 full-length texts, or 32 of
+#: 128 tokens) keeps it near 0.5 GB for the same CPU per text (bench: docs/performance.md).
+MAX_BATCH_ATTENTION = 8 * MAX_SEQUENCE_TOKENS**2
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_OPENAI_MODEL = "text-embedding-3-small"
 
@@ -102,8 +107,7 @@ class LocalEmbedder:
         encodings = self._encoder.encode_batch(list(texts))
         # Sorting by length makes batches of similar lengths: far less padding.
         order = sorted(range(len(encodings)), key=lambda index: len(encodings[index].ids))
-        for first in range(0, len(order), batch_size):
-            batch = order[first : first + batch_size]
+        for batch in _bounded_batches(order, [len(encoding.ids) for encoding in encodings], batch_size):
             result[batch] = self._embed_batch([encodings[index] for index in batch])
         return result
 
@@ -125,6 +129,22 @@ class LocalEmbedder:
         mask = attention_mask[:, :, None].astype(np.float32)
         pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
         return _l2_normalise(pooled)
+
+
+def _bounded_batches(order: list[int], lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Cut `order` (indices, shortest text first) into batches of at most `batch_size` texts and
+    MAX_BATCH_ATTENTION (texts × longest length²): long texts go in smaller batches."""
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    for index in order:
+        width = max(lengths[index], 1)
+        if batch and (len(batch) == batch_size or (len(batch) + 1) * width**2 > MAX_BATCH_ATTENTION):
+            batches.append(batch)
+            batch = []
+        batch.append(index)
+    if batch:
+        batches.append(batch)
+    return batches
 
 
 def _l2_normalise(vectors: np.ndarray) -> np.ndarray:

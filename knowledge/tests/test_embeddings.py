@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -6,6 +8,7 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
+from bothero.testing.processes import BASE_DIR
 from knowledge.embeddings import (
     DIMENSION,
     EmbeddingError,
@@ -220,3 +223,27 @@ def test_the_openai_embedder_still_exposes_the_local_tokenizer_for_chunking(api)
     embedder = openai_embedder(api)
 
     assert embedder.tokenizer.encode("hello world", add_special_tokens=False).tokens == ["hello", "world"]
+
+
+def test_long_texts_go_in_smaller_batches_short_ones_in_full_batches():
+    from knowledge.embeddings import MAX_BATCH_ATTENTION, MAX_SEQUENCE_TOKENS, _bounded_batches
+
+    lengths = [20] * 40 + [MAX_SEQUENCE_TOKENS] * 20
+    batches = _bounded_batches(list(range(60)), lengths, batch_size=32)
+
+    assert [len(batch) for batch in batches] == [32, 8, 8, 8, 4]
+    assert sorted(index for batch in batches for index in batch) == list(range(60))
+    for batch in batches:
+        assert len(batch) * max(lengths[i] for i in batch) ** 2 <= MAX_BATCH_ATTENTION or len(batch) == 32
+
+
+def test_embedding_full_length_texts_leaves_the_process_near_half_a_gigabyte():
+    # Before: onnxruntime's arena kept the buffers of a 32 × 256-token batch, ~1.5 GB resident for good.
+    script = (
+        "import resource; from knowledge.embeddings import LocalEmbedder; "
+        "LocalEmbedder(threads=2).embed([' '.join(['warranty refund'] * 150)] * 32, batch_size=32); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=BASE_DIR)
+    peak_mb = int(result.stdout.split()[-1])
+    assert peak_mb < 700, peak_mb  # about 520 MB now
