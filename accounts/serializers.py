@@ -9,25 +9,37 @@ from bothero.api.serializers import StrictBooleanField, StrictCharField, StrictI
 GRANT_TYPES = ("api_key", "password")
 
 
-class TokenExchangeSerializer(StrictSerializer):
-    grant_type = serializers.ChoiceField(choices=GRANT_TYPES)
-    api_key = StrictCharField(required=False, max_length=200)
-    email = serializers.EmailField(required=False)
-    password = StrictCharField(required=False, max_length=200, style={"input_type": "password"})
+class ApiKeyGrantSerializer(StrictSerializer):
+    grant_type = serializers.ChoiceField(choices=["api_key"])
+    api_key = StrictCharField(max_length=200)
+
+
+class PasswordGrantSerializer(StrictSerializer):
+    grant_type = serializers.ChoiceField(choices=["password"])
+    # Not an EmailField: sign-in looks the address up, and one that is not there is a 401 like a wrong password.
+    email = StrictCharField(max_length=254, help_text="The user's email address.")
+    password = StrictCharField(max_length=200, style={"input_type": "password"})
     tenant_id = StrictCharField(
         required=False,
         max_length=40,
-        help_text="grant_type password: the tenant to sign in to, for a member of several (default: the first).",
+        help_text="The tenant to sign in to, for a member of several (default: the first).",
     )
 
-    def validate(self, attrs):
-        if attrs["grant_type"] == "api_key" and not attrs.get("api_key"):
-            raise serializers.ValidationError({"api_key": "Required for grant_type 'api_key'."}, code="required")
-        if attrs["grant_type"] == "password":
-            for field in ("email", "password"):
-                if not attrs.get(field):
-                    raise serializers.ValidationError({field: "Required for grant_type 'password'."}, code="required")
-        return attrs
+
+GRANT_SERIALIZERS = {"api_key": ApiKeyGrantSerializer, "password": PasswordGrantSerializer}
+
+
+class GrantTypeSerializer(serializers.Serializer):
+    grant_type = serializers.ChoiceField(choices=GRANT_TYPES)
+
+
+def token_exchange_input(data) -> dict:
+    """The validated body of POST /v1/auth/token: its fields depend on `grant_type`."""
+    grant = GrantTypeSerializer(data=data)
+    grant.is_valid(raise_exception=True)
+    body = GRANT_SERIALIZERS[grant.validated_data["grant_type"]](data=data)
+    body.is_valid(raise_exception=True)
+    return body.validated_data
 
 
 class RefreshSerializer(StrictSerializer):
@@ -36,6 +48,17 @@ class RefreshSerializer(StrictSerializer):
 
 class RevokeSerializer(StrictSerializer):
     token = StrictCharField(required=False, max_length=200)
+
+
+class RevokeRequestSerializer(StrictSerializer):
+    """What the OpenAPI document asks for. Authenticated with an access token, `token` may be left out
+    (the presented token is revoked); with an API key it is required."""
+
+    token = StrictCharField(
+        max_length=200,
+        help_text="The access or refresh token to revoke. May be left out when you authenticate with an access "
+        "token: that token is then revoked.",
+    )
 
 
 class TokenResponseSerializer(serializers.Serializer):
@@ -83,7 +106,7 @@ class ApiKeyCreateSerializer(StrictSerializer):
     require_signature = StrictBooleanField(
         default=False, help_text="Requests with this key must be signed; the signing secret is shown once."
     )
-    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True, help_text="In the future.")
     bot_ids = serializers.ListField(
         child=StrictCharField(max_length=40),
         required=False,

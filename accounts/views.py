@@ -1,4 +1,4 @@
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -7,11 +7,14 @@ from accounts import selectors, services
 from accounts.serializers import (
     ApiKeyCreatedSerializer,
     ApiKeyCreateSerializer,
+    ApiKeyGrantSerializer,
     ApiKeySerializer,
+    PasswordGrantSerializer,
     RefreshSerializer,
+    RevokeRequestSerializer,
     RevokeSerializer,
-    TokenExchangeSerializer,
     TokenResponseSerializer,
+    token_exchange_input,
 )
 from bothero.api.views import TenantAPIView, TenantViewSet
 from bothero.errors import ValidationError
@@ -39,15 +42,17 @@ class TokenView(APIView):
 
     @extend_schema(
         operation_id="auth_token",
-        request=TokenExchangeSerializer,
+        request=PolymorphicProxySerializer(
+            component_name="TokenExchangeRequest",
+            serializers={"api_key": ApiKeyGrantSerializer, "password": PasswordGrantSerializer},
+            resource_type_field_name="grant_type",
+        ),
         responses={200: TokenResponseSerializer},
         auth=[],
         summary="Exchange an API key or email and password for an access token",
     )
     def post(self, request):
-        data = TokenExchangeSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        issued = services.token_exchange(client_address=_client_address(request), **data.validated_data)
+        issued = services.token_exchange(client_address=_client_address(request), **token_exchange_input(request.data))
         return Response(_token_body(issued))
 
 
@@ -81,7 +86,7 @@ class RevokeView(TenantAPIView):
 
     @extend_schema(
         operation_id="auth_revoke",
-        request=RevokeSerializer,
+        request=RevokeRequestSerializer,
         responses={
             204: OpenApiResponse(description="Revoked."),
             404: OpenApiResponse(description="No such token in this tenant (`token_not_found`)."),

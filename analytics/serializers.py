@@ -8,9 +8,10 @@ in the error envelope with status 400.
 
 import re
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from analytics.timewindows import (
@@ -21,17 +22,30 @@ from analytics.timewindows import (
     Window,
     local_midnight,
 )
-from bothero.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, parse_limit
+from bothero.api.pagination import CURSOR_SCHEMA, DEFAULT_LIMIT, MAX_LIMIT, parse_limit
 from bothero.errors import ValidationError
 from conversations.models import Lead
 
 MIN_YEAR, MAX_YEAR = 1970, 9998
+# The years above, as a pattern on the OpenAPI `date` / `date-time` strings.
+YEAR_PATTERN = r"^(19[7-9][0-9]|[2-9][0-9]{3})-"
+INSTANT_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "format": "date", "pattern": YEAR_PATTERN},
+        {"type": "string", "format": "date-time", "pattern": YEAR_PATTERN},
+    ]
+}
+TIME_ZONES = sorted(available_timezones())
+_TIME_ZONE_NAMES = frozenset(TIME_ZONES)
 # `+05:00` sent unencoded in a query string arrives as ` 05:00`.
 UNENCODED_PLUS_OFFSET = re.compile(r" (\d{2}(?::?\d{2})?)$")
 
 
 def parse_timezone(name: str) -> ZoneInfo:
     try:
+        # Only the names the schema lists: ZoneInfo also opens files such as "posixrules".
+        if name not in _TIME_ZONE_NAMES:
+            raise ZoneInfoNotFoundError(name)
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValidationError(
@@ -48,7 +62,7 @@ def parse_instant(raw: str, *, param: str, tz: ZoneInfo, is_end: bool) -> dateti
     instant, as `end` the first instant of the next day (so `end` is inclusive
     of the date). A date-time without an offset is read in `tz`.
     """
-    text = UNENCODED_PLUS_OFFSET.sub(r"+\1", raw.strip())
+    text = UNENCODED_PLUS_OFFSET.sub(r"+\1", raw)
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
@@ -83,30 +97,59 @@ class StrictChoiceField(serializers.ChoiceField):
         return data
 
 
+@extend_schema_field(INSTANT_SCHEMA)
+class InstantField(serializers.CharField):
+    """An ISO 8601 date or date-time (parsed with the time zone in `RangeQuerySerializer.validate`)."""
+
+    def __init__(self, **kwargs):
+        # Exactly what the schema allows: " 2026-03-08" is not a date.
+        super().__init__(trim_whitespace=False, **kwargs)
+
+
+@extend_schema_field({"type": "string", "enum": TIME_ZONES})
+class TimeZoneField(serializers.CharField):
+    """An IANA time zone name (checked in `RangeQuerySerializer.validate`: 400 `unknown_timezone`)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(trim_whitespace=False, **kwargs)
+
+
+@extend_schema_field(CURSOR_SCHEMA)
+class CursorField(serializers.CharField):
+    """A `next_cursor` (checked by `decode_cursor`: 400 `invalid_cursor`)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(trim_whitespace=False, **kwargs)
+
+
 class RangeQuerySerializer(serializers.Serializer):
-    """`bot_id`, `start`, `end` and `timezone`, shared by every analytics endpoint."""
+    """`bot_id`, `start`, `end` and `timezone`, shared by every analytics endpoint.
+
+    Rules across parameters (checked in `validate`, 400): `end` after `start`, the range at most
+    366 days (31 for hourly series).
+    """
 
     bot_id = serializers.CharField(required=False, help_text="Only this bot (default: all the tenant's bots).")
-    start = serializers.CharField(
+    start = InstantField(
         required=False,
         help_text="ISO 8601 date or date-time; a date means its first instant in `timezone`. "
         f"Default: {DEFAULT_RANGE_DAYS} days before `end` (with neither given: the last "
         f"{DEFAULT_RANGE_DAYS} days including today).",
     )
-    end = serializers.CharField(
+    end = InstantField(
         required=False,
         help_text="ISO 8601 date or date-time, exclusive; a date includes that whole day. Default: now. "
         "At most 366 days after `start`.",
     )
-    timezone = serializers.CharField(
+    timezone = TimeZoneField(
         required=False, default="UTC", help_text="IANA time zone for dates and buckets, e.g. `America/New_York`."
     )
 
     max_range = MAX_RANGE
 
     def validate(self, attrs):
-        tz = parse_timezone(attrs.get("timezone") or "UTC")
-        raw_start, raw_end = attrs.get("start") or None, attrs.get("end") or None
+        tz = parse_timezone(attrs["timezone"])
+        raw_start, raw_end = attrs.get("start"), attrs.get("end")
         now = timezone.now()
         end = parse_instant(raw_end, param="end", tz=tz, is_end=True) if raw_end else now
         if raw_start:
@@ -157,7 +200,7 @@ class LimitField(serializers.IntegerField):
 
 class PageQuerySerializer(RangeQuerySerializer):
     limit = LimitField(required=False, default=DEFAULT_LIMIT, help_text=f"1–{MAX_LIMIT}, default {DEFAULT_LIMIT}.")
-    cursor = serializers.CharField(required=False, help_text="The `next_cursor` of the previous page.")
+    cursor = CursorField(required=False, help_text="The `next_cursor` of the previous page.")
 
 
 class LeadQuerySerializer(PageQuerySerializer):

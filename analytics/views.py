@@ -26,7 +26,6 @@ from analytics.serializers import (
 from analytics.usage import tenant_usage_get
 from bothero.api.pagination import decode_cursor, encode_cursor, list_body, paginate_queryset
 from bothero.api.views import TenantAPIView
-from bothero.errors import ValidationError
 from bots.selectors import bot_get
 
 
@@ -73,7 +72,8 @@ class AnalyticsView(TenantAPIView):
 
     def parse(self, serializer_class):
         """Validated query parameters and the bot they name (404 `bot_not_found` for another tenant's)."""
-        query = serializer_class(data=self.request.query_params)
+        # A plain dict: DRF reads an empty value in a QueryDict as "not sent" (then the default applies).
+        query = serializer_class(data=self.request.query_params.dict())
         query.is_valid(raise_exception=True)
         params = query.validated_data
         bot = bot_get(tenant=self.tenant, public_id=params["bot_id"]) if params.get("bot_id") else None
@@ -163,9 +163,7 @@ class UnansweredView(AnalyticsView):
     )
     def get(self, request):
         params, bot = self.parse(UnansweredQuerySerializer)
-        offset = decode_cursor(params["cursor"]) if params.get("cursor") else 0
-        if offset < 0:
-            raise ValidationError("The cursor is not valid.", code="invalid_cursor", param="cursor")
+        offset = decode_cursor(params["cursor"]) if "cursor" in params else 0
         questions, has_more = selectors.unanswered_questions(
             tenant=self.tenant, bot=bot, window=params["window"], limit=params["limit"], offset=offset
         )

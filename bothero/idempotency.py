@@ -9,6 +9,7 @@ that died is given up after IDEMPOTENCY_LOCK_TIMEOUT, so the key is not stuck.
 """
 
 import hashlib
+import re
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -19,6 +20,10 @@ from bothero.errors import ConflictError, UnprocessableError, ValidationError
 from bothero.models import IdempotencyRecord
 
 MAX_KEY_LENGTH = 255
+# Printable ASCII without spaces: a header value survives proxies unchanged, and servers strip
+# the spaces around it, so a key of spaces would arrive empty. The OpenAPI document says the same.
+KEY_PATTERN = rf"^[!-~]{{1,{MAX_KEY_LENGTH}}}$"
+_KEY_RE = re.compile(KEY_PATTERN)
 
 
 def request_fingerprint(request) -> str:
@@ -30,9 +35,11 @@ def request_fingerprint(request) -> str:
 
 def idempotency_begin(*, tenant, key: str, request) -> tuple[IdempotencyRecord | None, HttpResponse | None]:
     """Claim `key` for this request. Returns (record to complete, None) or (None, replayed response)."""
-    if not key or len(key) > MAX_KEY_LENGTH:
+    if not _KEY_RE.fullmatch(key):
         raise ValidationError(
-            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters.", code="invalid_idempotency_key"
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters without spaces.",
+            code="invalid_idempotency_key",
+            param="Idempotency-Key",
         )
     fingerprint = request_fingerprint(request)
     now = timezone.now()

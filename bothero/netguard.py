@@ -4,7 +4,10 @@ Whenever the platform fetches a URL that a tenant supplied (URL ingestion,
 webhooks), the URL must not reach the platform's own network: loopback,
 private ranges, link-local (including the 169.254.169.254 cloud metadata
 service) and the other special-purpose ranges are refused unless explicitly
-allowed. :func:`fetch_url` connects to the very addresses it checked (no
+allowed. Link-local addresses and the cloud metadata services stay refused
+even when private addresses are allowed (ALLOW_PRIVATE_URLS, for development
+and tests): nothing legitimate lives there, and they hand out credentials.
+:func:`fetch_url` connects to the very addresses it checked (no
 second DNS lookup that a rebinding attack could answer differently) and
 re-checks every redirect hop.
 """
@@ -63,6 +66,18 @@ _BLOCKED_NETWORKS = [
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 _BLOCKED_HOSTNAMES = ("localhost", "localhost.localdomain")
+# Refused always, ALLOW_PRIVATE_URLS or not: link-local (169.254.169.254 is the AWS, GCP, Azure
+# and OpenStack metadata service) and the metadata addresses that live in other ranges.
+_ALWAYS_BLOCKED_NETWORKS = [
+    ipaddress.ip_network(network)
+    for network in (
+        "169.254.0.0/16",  # link-local, cloud metadata
+        "fe80::/10",  # link-local
+        "fd00:ec2::254/128",  # AWS metadata over IPv6
+        "100.100.100.200/32",  # Alibaba Cloud metadata
+    )
+]
+_METADATA_HOSTNAMES = ("metadata.google.internal", "metadata.goog", "metadata.azure.com", "instance-data")
 
 
 class NetguardError(Exception):
@@ -127,14 +142,36 @@ def private_urls_hint(allow_private: bool) -> str:
     return " In development, set ALLOW_PRIVATE_URLS=true to allow http and private or loopback addresses."
 
 
-def check_url(url: str, *, allow_private: bool, allowed_schemes: tuple[str, ...] = ("https", "http")) -> list[str]:
+def is_always_blocked(address: str) -> bool:
+    """True for link-local and cloud-metadata addresses (also wrapped in IPv6), refused whatever the settings."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None:
+            return is_always_blocked(str(embedded))
+    return any(ip in network for network in _ALWAYS_BLOCKED_NETWORKS if network.version == ip.version)
+
+
+def check_url(
+    url: str,
+    *,
+    allow_private: bool,
+    allowed_schemes: tuple[str, ...] = ("https", "http"),
+    must_resolve: bool = True,
+) -> list[str]:
     """Validate ``url`` and return the IP addresses its host resolves to.
 
-    Raises :class:`UnsafeURLError` with code ``invalid_url`` (malformed or
-    unresolvable), ``url_scheme_not_allowed`` or ``url_host_not_allowed``
-    (some resolved address, A or AAAA, is not public, or the host is
-    "localhost"). With ``allow_private`` only the URL's shape and scheme are
-    checked.
+    Raises :class:`UnsafeURLError` with code ``invalid_url`` (malformed, or
+    unresolvable when ``must_resolve``), ``url_scheme_not_allowed`` or
+    ``url_host_not_allowed`` (some resolved address, A or AAAA, is not public,
+    or the host is "localhost"). With ``allow_private`` private and loopback
+    addresses pass, but link-local and cloud-metadata ones never do.
+
+    ``must_resolve=False`` is for saving a URL that is fetched later (a
+    webhook, a document to download): a host that does not resolve yet is
+    accepted (``[]``), since every fetch checks again.
     """
     try:
         parts = urlsplit(url)
@@ -153,7 +190,9 @@ def check_url(url: str, *, allow_private: bool, allowed_schemes: tuple[str, ...]
         raise UnsafeURLError(INVALID_URL, f"{url!r} has no host name.")
     if port is None:
         port = 443 if scheme == "https" else 80
-    bare_host = host.rstrip(".")
+    bare_host = host.rstrip(".").lower()
+    if bare_host in _METADATA_HOSTNAMES:
+        raise UnsafeURLError(URL_HOST_NOT_ALLOWED, f"The host {host!r} is not allowed.")
     if not allow_private and (bare_host in _BLOCKED_HOSTNAMES or bare_host.endswith(".localhost")):
         # Refused by name too: resolvers may map these anywhere (RFC 6761).
         raise UnsafeURLError(
@@ -161,12 +200,24 @@ def check_url(url: str, *, allow_private: bool, allowed_schemes: tuple[str, ...]
         )
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        if not must_resolve:
+            return []
+        raise UnsafeURLError(INVALID_URL, f"The host {host!r} could not be resolved.") from exc
     except (OSError, UnicodeError, ValueError) as exc:
-        # gaierror is an OSError; IDNA failures and NUL bytes raise the other two.
+        # IDNA failures and NUL bytes raise the last two.
         raise UnsafeURLError(INVALID_URL, f"The host {host!r} could not be resolved.") from exc
     addresses = list(dict.fromkeys(info[4][0] for info in infos))
     if not addresses:
+        if not must_resolve:
+            return []
         raise UnsafeURLError(INVALID_URL, f"The host {host!r} could not be resolved.")
+    for address in addresses:
+        if is_always_blocked(address):
+            raise UnsafeURLError(
+                URL_HOST_NOT_ALLOWED,
+                f"The host {host!r} resolves to {address}, a link-local or cloud metadata address.",
+            )
     if not allow_private:
         for address in addresses:
             if not is_public_address(address):

@@ -1,5 +1,6 @@
 import re
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from bothero.api.serializers import (
@@ -20,9 +21,16 @@ class RetrievalSerializer(StrictSerializer):
     min_score = StrictFloatField(min_value=0.0, max_value=1.0, default=0.0)
 
 
+@extend_schema_field(
+    {"type": "array", "items": {"type": "string", "enum": list(LEAD_FIELDS)}, "maxItems": 3, "uniqueItems": True}
+)
+class LeadFieldsField(serializers.ListField):
+    """The lead fields to capture, each at most once."""
+
+
 class LeadCaptureSerializer(StrictSerializer):
     enabled = StrictBooleanField(default=False)
-    fields = serializers.ListField(
+    fields = LeadFieldsField(
         child=serializers.ChoiceField(choices=LEAD_FIELDS), default=list(LEAD_FIELDS), max_length=3
     )
 

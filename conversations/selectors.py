@@ -21,10 +21,13 @@ def conversation_list(
     has_lead: bool | None = None,
     status: str | None = None,
 ) -> QuerySet[Conversation]:
-    """The tenant's conversations, optionally filtered (newest first once paginated)."""
+    """The tenant's conversations, optionally filtered (newest first once paginated).
+
+    A `bot_id` that is not one of the tenant's bots is a 404 (`bot_not_found`), as everywhere else.
+    """
     queryset = Conversation.objects.filter(tenant=tenant).select_related("bot")
-    if bot_id:
-        queryset = queryset.filter(bot__public_id=bot_id)
+    if bot_id is not None:
+        queryset = queryset.filter(bot=bot_get(tenant=tenant, public_id=bot_id))
     if created_after is not None:
         queryset = queryset.filter(created_at__gt=created_after)
     if created_before is not None:

@@ -6,7 +6,15 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
-from bothero.api.serializers import StrictCharField, StrictSerializer
+from bothero.api.serializers import (
+    NOT_BLANK_PATTERN,
+    StrictBooleanField,
+    StrictCharField,
+    StrictFloatField,
+    StrictIntegerField,
+    StrictQueryBooleanField,
+    StrictSerializer,
+)
 from bothero.errors import ValidationError
 from conversations.models import Conversation, Lead, Message
 
@@ -25,6 +33,26 @@ def validate_metadata(value: dict) -> dict:
         if isinstance(item, str) and len(item) > MAX_METADATA_VALUE_CHARS:
             raise serializers.ValidationError(f"metadata values are at most {MAX_METADATA_VALUE_CHARS} characters.")
     return value
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "maxProperties": MAX_METADATA_KEYS,
+        "additionalProperties": {
+            "nullable": True,
+            "anyOf": [
+                {"type": "string", "maxLength": MAX_METADATA_VALUE_CHARS},
+                {"type": "number"},
+                {"type": "boolean"},
+            ],
+        },
+        "description": f"Your own key/values: at most {MAX_METADATA_KEYS} keys of at most 64 characters; "
+        f"values are strings (at most {MAX_METADATA_VALUE_CHARS} characters), numbers, booleans or null.",
+    }
+)
+class ChatMetadataField(serializers.DictField):
+    """Checked by `validate_metadata` (key lengths too, which OpenAPI 3.0 cannot state)."""
 
 
 def check_message_length(text: str, param: str) -> str:
@@ -391,16 +419,36 @@ class MessageListSerializer(serializers.Serializer):
 # --- input ---------------------------------------------------------------------------
 
 
+# A message holds some text: at least one character that is not white space.
+NOT_BLANK = NOT_BLANK_PATTERN
+
+
+def message_schema(description: str) -> dict:
+    return {
+        "type": "string",
+        "pattern": NOT_BLANK,
+        "minLength": 1,
+        "maxLength": settings.CHAT_MAX_MESSAGE_CHARS,
+        "description": description,
+    }
+
+
+@extend_schema_field(message_schema("The customer's message."))
+class MessageTextField(StrictCharField):
+    def __init__(self, **kwargs):
+        super().__init__(trim_whitespace=False, **kwargs)
+
+
 class ChatRequestSerializer(serializers.Serializer):
     """POST /v1/chat/completions in BotHero's own shape."""
 
-    bot_id = serializers.CharField(max_length=64)
-    message = serializers.CharField(trim_whitespace=False, help_text="The customer's message.")
-    conversation_id = serializers.CharField(
+    bot_id = StrictCharField(max_length=64)
+    message = MessageTextField()
+    conversation_id = StrictCharField(
         max_length=64, required=False, allow_null=True, help_text="Continue this conversation; omit to start one."
     )
-    stream = serializers.BooleanField(required=False, default=False)
-    metadata = serializers.DictField(
+    stream = StrictBooleanField(required=False, default=False)
+    metadata = ChatMetadataField(
         required=False,
         default=dict,
         help_text="Your own key/values for the conversation. `user_id` or `end_user_id` identifies the customer.",
@@ -471,26 +519,33 @@ class OpenAIContentField(serializers.Field):
 class OpenAIMessageInSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=["system", "developer", "user", "assistant", "tool"])
     content = OpenAIContentField(required=False, allow_null=True)
-    name = serializers.CharField(required=False, max_length=64)
+    name = StrictCharField(required=False, max_length=64)
 
 
 class OpenAIStreamOptionsSerializer(serializers.Serializer):
-    include_usage = serializers.BooleanField(required=False, default=False)
+    include_usage = StrictBooleanField(required=False, default=False)
 
 
 class OpenAIChatRequestSerializer(serializers.Serializer):
     """POST /v1/chat/completions in OpenAI's Chat Completions shape: `model` is a bot id."""
 
-    model = serializers.CharField(max_length=64, help_text="A bot id (see GET /v1/models).")
-    messages = OpenAIMessageInSerializer(many=True, allow_empty=False, max_length=200)
-    stream = serializers.BooleanField(required=False, default=False)
+    model = StrictCharField(max_length=64, help_text="A bot id (see GET /v1/models).")
+    messages = OpenAIMessageInSerializer(
+        many=True,
+        allow_empty=False,
+        min_length=1,
+        max_length=200,
+        help_text="The conversation so far; the last message is the customer's (`role: user`, with some text, "
+        f"at most {settings.CHAT_MAX_MESSAGE_CHARS} characters).",
+    )
+    stream = StrictBooleanField(required=False, default=False)
     stream_options = OpenAIStreamOptionsSerializer(required=False, allow_null=True)
-    temperature = serializers.FloatField(required=False, allow_null=True, min_value=0.0, max_value=2.0)
-    max_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=32768)
-    max_completion_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=32768)
-    user = serializers.CharField(required=False, max_length=200, help_text="Your id for the customer.")
-    metadata = serializers.DictField(required=False, default=dict)
-    conversation_id = serializers.CharField(
+    temperature = StrictFloatField(required=False, allow_null=True, min_value=0.0, max_value=2.0)
+    max_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=32768)
+    max_completion_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=32768)
+    user = StrictCharField(required=False, max_length=200, help_text="Your id for the customer.")
+    metadata = ChatMetadataField(required=False, default=dict)
+    conversation_id = StrictCharField(
         max_length=64, required=False, allow_null=True, help_text="BotHero extension: continue this conversation."
     )
     handoff = serializers.BooleanField(
@@ -561,7 +616,7 @@ class LeadInputSerializer(StrictSerializer):
 
 class FeedbackInputSerializer(serializers.Serializer):
     rating = serializers.ChoiceField(choices=Message.Feedback.choices, allow_null=True)
-    comment = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    comment = StrictCharField(required=False, allow_blank=True, max_length=2000)
 
 
 class ConversationFilterSerializer(serializers.Serializer):
@@ -569,7 +624,8 @@ class ConversationFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Conversation.Status.choices, required=False)
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
-    has_lead = serializers.BooleanField(required=False, allow_null=True, default=None)
+    # `true` or `false` only: `has_lead=null` (or `yes`, `1`) is a 400, not "no filter".
+    has_lead = StrictQueryBooleanField(required=False, default=None)
 
 
 class MessageOrderSerializer(serializers.Serializer):

@@ -683,7 +683,8 @@ def conversation_delete(*, conversation: Conversation) -> None:
 def message_feedback_set(*, message: Message, rating: str | None, comment: str | None = None) -> Message:
     """Rate an assistant message up, down or not at all (None), with an optional comment."""
     if message.role != Message.Role.ASSISTANT:
-        raise ValidationError(
+        # 409, not 400: the request is well formed; the message it names is not one that takes feedback.
+        raise ConflictError(
             "Feedback is for the assistant's messages only.", code="feedback_not_allowed", param="message_id"
         )
     message.feedback_rating = rating

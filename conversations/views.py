@@ -58,6 +58,21 @@ OpenAI shape: `data: {chat.completion.chunk}` frames, a last chunk with `finish_
 `stream_options.include_usage`, then `data: [DONE]`; an error mid-stream is `data: {"error": {...}}`."""
 
 
+# One server-sent event (what schemathesis checks each event of a stream against).
+SSE_EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "event": {
+            "type": "string",
+            "enum": ["message.start", "message.delta", "message.completed", "chat.handoff", "error"],
+            "description": "Native shape only; OpenAI's shape sends `data:` lines alone.",
+        },
+        "data": {"type": "string", "description": "JSON, or `[DONE]` at the end of an OpenAI-shaped stream."},
+    },
+}
+
+
 def _model_object(bot) -> dict:
     return {
         "id": bot.public_id,
@@ -129,7 +144,7 @@ class ChatCompletionsView(TenantAPIView):
                 serializers=[ChatCompletionSerializer, OpenAIChatCompletionSerializer],
                 resource_type_field_name=None,
             ),
-            (200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description=STREAM_DESCRIPTION),
+            (200, "text/event-stream"): OpenApiResponse(SSE_EVENT_SCHEMA, description=STREAM_DESCRIPTION),
             (202, "application/json"): OpenApiResponse(
                 ChatHandoffSerializer,
                 description="The conversation is with a person (`handoff`): the message is stored and shown to "

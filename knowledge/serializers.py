@@ -3,6 +3,7 @@ import json
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from bothero.api.serializers import HttpUrlField, StrictCharField, StrictFloatField, StrictIntegerField
 from knowledge.models import Document
 
 MAX_METADATA_BYTES = 8 * 1024
@@ -42,16 +43,16 @@ class FileUploadSerializer(serializers.Serializer):
 
 
 class UrlUploadSerializer(serializers.Serializer):
-    bot_id = serializers.CharField(max_length=64)
-    url = serializers.URLField(max_length=2048, help_text="An http(s) URL of a public web page or file.")
-    title = serializers.CharField(max_length=255, required=False, help_text="Defaults to the URL.")
+    bot_id = StrictCharField(max_length=64)
+    url = HttpUrlField(help_text="An http(s) URL of a public web page or file.")
+    title = StrictCharField(max_length=255, required=False, help_text="Defaults to the URL.")
     metadata = MetadataField(required=False)
 
 
 class TextUploadSerializer(serializers.Serializer):
-    bot_id = serializers.CharField(max_length=64)
-    title = serializers.CharField(max_length=255)
-    text = serializers.CharField(trim_whitespace=False)
+    bot_id = StrictCharField(max_length=64)
+    title = StrictCharField(max_length=255)
+    text = StrictCharField(trim_whitespace=False)
     metadata = MetadataField(required=False)
 
 
@@ -135,10 +136,10 @@ class DocumentListQuerySerializer(serializers.Serializer):
 
 
 class SearchInputSerializer(serializers.Serializer):
-    bot_id = serializers.CharField(max_length=64)
-    query = serializers.CharField(max_length=MAX_QUERY_CHARS)
-    top_k = serializers.IntegerField(min_value=1, max_value=50, required=False, help_text="Defaults to the bot's.")
-    min_score = serializers.FloatField(
+    bot_id = StrictCharField(max_length=64)
+    query = StrictCharField(max_length=MAX_QUERY_CHARS)
+    top_k = StrictIntegerField(min_value=1, max_value=50, required=False, help_text="Defaults to the bot's.")
+    min_score = StrictFloatField(
         min_value=0.0, max_value=1.0, required=False, help_text="Defaults to the bot's retrieval.min_score."
     )
 

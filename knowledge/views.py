@@ -138,7 +138,7 @@ class DocumentViewSet(mixins.ListModelMixin, TenantViewSet):
     def safely_get_queryset(self, tenant):
         if self.action != "list":
             return selectors.document_list(tenant=tenant)
-        query = DocumentListQuerySerializer(data=self.request.query_params)
+        query = DocumentListQuerySerializer(data=self.request.query_params.dict())
         query.is_valid(raise_exception=True)
         bot_id = query.validated_data.get("bot_id")
         bot = bot_get(tenant=tenant, public_id=bot_id) if bot_id else None

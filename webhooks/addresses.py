@@ -2,8 +2,9 @@
 
 https only (http too when `ALLOW_PRIVATE_URLS`), and every address the host
 resolves to (A and AAAA) must be public unless private addresses are allowed.
-Checked when an endpoint is created or its URL changed, and again before
-every delivery attempt.
+Link-local and cloud-metadata addresses are refused always. Checked when an
+endpoint is created or its URL changed (a host that does not resolve yet is
+accepted then), and again before every delivery attempt.
 """
 
 import httpx
@@ -18,11 +19,11 @@ class BlockedAddressError(Exception):
         self.message = message
 
 
-def check_webhook_url(url: str, *, allow_private: bool) -> list[str]:
+def check_webhook_url(url: str, *, allow_private: bool, must_resolve: bool = True) -> list[str]:
     """The addresses `url`'s host resolves to, all allowed; else BlockedAddressError (with netguard's code)."""
     schemes = ("https", "http") if allow_private else ("https",)
     try:
-        return check_url(url, allow_private=allow_private, allowed_schemes=schemes)
+        return check_url(url, allow_private=allow_private, allowed_schemes=schemes, must_resolve=must_resolve)
     except UnsafeURLError as exc:
         raise BlockedAddressError(exc.code, exc.message) from None
 

@@ -1,34 +1,35 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from bothero.api.serializers import HttpUrlField, StrictBooleanField, StrictCharField
 from webhooks.event_types import EVENT_TYPES, SUBSCRIBABLE
 from webhooks.models import Delivery, DeliveryAttempt, WebhookEndpoint
 
 
 @extend_schema_field({"type": "string", "enum": SUBSCRIBABLE})
-class EventTypeField(serializers.CharField):
+class EventTypeField(StrictCharField):
     """An event type name or "*". Membership is checked by the service (400 `unknown_event_type`)."""
 
 
 class WebhookEndpointInputSerializer(serializers.Serializer):
-    url = serializers.URLField(max_length=2048, help_text="https URL that receives the events.")
+    url = HttpUrlField(help_text="https URL that receives the events.")
     events = serializers.ListField(
         child=EventTypeField(max_length=64),
         min_length=1,
         max_length=len(EVENT_TYPES) + 1,
         help_text='Event types to receive; ["*"] for all.',
     )
-    description = serializers.CharField(max_length=500, required=False, allow_blank=True)
-    enabled = serializers.BooleanField(required=False, default=True)
+    description = StrictCharField(max_length=500, required=False, allow_blank=True)
+    enabled = StrictBooleanField(required=False, default=True)
 
 
 class WebhookEndpointUpdateSerializer(serializers.Serializer):
-    url = serializers.URLField(max_length=2048, required=False)
+    url = HttpUrlField(required=False)
     events = serializers.ListField(
         child=EventTypeField(max_length=64), min_length=1, max_length=len(EVENT_TYPES) + 1, required=False
     )
-    description = serializers.CharField(max_length=500, required=False, allow_blank=True)
-    enabled = serializers.BooleanField(
+    description = StrictCharField(max_length=500, required=False, allow_blank=True)
+    enabled = StrictBooleanField(
         required=False, help_text="false pauses delivery; true resumes it (and clears the failure record)."
     )
 

@@ -80,7 +80,7 @@ def _clean_events(events: list[str]) -> list[str]:
 def _clean_url(url: str) -> str:
     """Refuse URLs that are not https (unless allowed) or resolve to non-public addresses. Resolves DNS."""
     try:
-        check_webhook_url(url, allow_private=settings.ALLOW_PRIVATE_URLS)
+        check_webhook_url(url, allow_private=settings.ALLOW_PRIVATE_URLS, must_resolve=False)
     except BlockedAddressError as exc:
         raise ValidationError(exc.message, code=exc.code, param="url") from None
     return url
@@ -97,7 +97,7 @@ def webhook_endpoint_create(
         type(tenant).objects.select_for_update().filter(pk=tenant.pk).first()
         limit = settings.WEBHOOK_MAX_ENDPOINTS
         if WebhookEndpoint.objects.filter(tenant=tenant).count() >= limit:
-            raise ValidationError(
+            raise ConflictError(
                 f"A tenant may have at most {limit} webhook endpoints. Delete one first.",
                 code="webhook_limit_reached",
             )

@@ -83,6 +83,6 @@ def test_it_filters_by_bot_and_keeps_tenants_apart(alice, alice_bot, charlie, ch
 
 
 def test_a_bad_cursor_is_a_400(alice):
-    response = alice.client.get("/v1/analytics/unanswered", {"cursor": "nonsense"})
+    response = alice.client.get("/v1/analytics/unanswered", {"cursor": "non-sense"})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_cursor"

@@ -2,12 +2,13 @@
 
 Rows are ordered by their auto-increment primary key, which is unique and
 grows with creation time, so a cursor ("after this row") never skips or
-repeats a row when others are added while a client pages. Cursors are opaque.
+repeats a row when others are added while a client pages. Cursors are opaque
+to clients: a position written in base 62, at most 10 characters (under 2**63,
+PostgreSQL's bigint), so that every string the schema's pattern allows is a
+cursor the server accepts, and every other string is refused (400).
 """
 
-import base64
-import binascii
-import json
+import re
 
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
@@ -18,25 +19,37 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
 
-def encode_cursor(pk: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": pk}).encode()).decode().rstrip("=")
+CURSOR_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+CURSOR_PATTERN = r"^[0-9A-Za-z]{1,10}$"
+CURSOR_SCHEMA = {"type": "string", "pattern": CURSOR_PATTERN, "minLength": 1, "maxLength": 10}
+_CURSOR_RE = re.compile(CURSOR_PATTERN)
+_LIMIT_RE = re.compile(r"^[0-9]{1,3}$")
+
+
+def encode_cursor(position: int) -> str:
+    digits = []
+    while True:
+        position, digit = divmod(position, 62)
+        digits.append(CURSOR_ALPHABET[digit])
+        if not position:
+            return "".join(reversed(digits))
 
 
 def decode_cursor(cursor: str) -> int:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        value = json.loads(base64.urlsafe_b64decode(padded.encode()))["after"]
-        if not isinstance(value, int):
-            raise ValueError
-        return value
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise ValidationError("The cursor is not valid.", code="invalid_cursor", param="cursor") from None
+    # re.ASCII is not needed: the character class names ASCII ranges only; fullmatch refuses a trailing newline.
+    if not _CURSOR_RE.fullmatch(cursor):
+        raise ValidationError("The cursor is not valid.", code="invalid_cursor", param="cursor")
+    position = 0
+    for char in cursor:
+        position = position * 62 + CURSOR_ALPHABET.index(char)
+    return position
 
 
 def parse_limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    # Not str.isdigit(): it is true for "²", which int() refuses.
+    if not _LIMIT_RE.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIMIT:
         raise ValidationError(f"limit must be an integer from 1 to {MAX_LIMIT}.", code="invalid_limit", param="limit")
     return int(raw)
 
@@ -46,7 +59,7 @@ def paginate_queryset(queryset, request, *, ascending: bool = False):
     limit = parse_limit(request.query_params.get("limit"))
     cursor = request.query_params.get("cursor")
     queryset = queryset.order_by("pk" if ascending else "-pk")
-    if cursor:
+    if cursor is not None:
         after = decode_cursor(cursor)
         queryset = queryset.filter(pk__gt=after) if ascending else queryset.filter(pk__lt=after)
     rows = list(queryset[: limit + 1])
@@ -101,6 +114,6 @@ class CursorPagination(BasePagination):
                 "in": "query",
                 "required": False,
                 "description": "The `next_cursor` of the previous page.",
-                "schema": {"type": "string"},
+                "schema": dict(CURSOR_SCHEMA),
             },
         ]

@@ -6,16 +6,31 @@
   (`DELETE /v1/auth/revoke`).
 * Views declare their own extra errors as `OpenApiResponse(description=...)`;
   the hook gives them the envelope's schema.
+* `StrictSerializerExtension`: a `StrictSerializer` refuses unknown fields, so
+  its request schema says `additionalProperties: false`.
 * `add_common_responses` (a post-processing hook) adds the error envelope for
   every error the pipeline can answer, `X-Request-Id` on every response, the
-  rate-limit headers on authenticated operations, `Retry-After` on 429, and
-  `Idempotency-Key` with its 409/422 on authenticated POSTs.
+  rate-limit headers on authenticated operations, `Retry-After` on 429 and 503,
+  `Idempotency-Key` with its 409/422 on authenticated POSTs, and 404 on every
+  operation that names a bot in its query or body (another tenant's bot is a 404).
+
+The document is checked against a live server by schemathesis
+(`bothero/tests/test_schemathesis.py`): it must be exactly as strict as the server.
 """
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import (
+    OpenApiAuthenticationExtension,
+    OpenApiSerializerExtension,
+    OpenApiSerializerFieldExtension,
+)
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.renderers import OpenApiJsonRenderer2
 from rest_framework.renderers import JSONRenderer
+
+from bothero.api.pagination import CURSOR_SCHEMA, MAX_LIMIT
+from bothero.api.serializers import NOT_BLANK_PATTERN
+from bothero.idempotency import KEY_PATTERN, MAX_KEY_LENGTH
+from bothero.ids import PUBLIC_ID_RANDOM_LENGTH
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -69,6 +84,7 @@ AUTHENTICATED_ERRORS = {
     "`origin_not_allowed`, `identity_verification_required`, `invalid_user_hash`, `identity_verification_off`.",
     "429": "Rate limit exceeded (`rate_limit_exceeded`); see `Retry-After`.",
     "500": "Server error (`internal_error`); quote the request id.",
+    "503": "A dependency (the database, Redis) is unavailable (`service_unavailable`); see `Retry-After`.",
 }
 PUBLIC_ERRORS = {
     "400": "Invalid request (`param` names the field) or malformed JSON.",
@@ -77,8 +93,10 @@ PUBLIC_ERRORS = {
     "403": "`plan_upgrade_required` or `tenant_suspended`.",
     "429": "Too many failed attempts from this address (`too_many_failed_attempts`); see `Retry-After`.",
     "500": "Server error (`internal_error`); quote the request id.",
+    "503": "A dependency (the database, Redis) is unavailable (`service_unavailable`); see `Retry-After`.",
 }
 NOT_FOUND = "No such object in this tenant (another tenant's id answers the same)."
+BOT_NOT_FOUND = "No such bot in this tenant (`bot_not_found`; another tenant's bot answers the same)."
 BODY_ERRORS = {
     "413": "The body is larger than the limit (`request_too_large`).",
     "415": "The body is not `application/json` (`unsupported_media_type`).",
@@ -92,8 +110,10 @@ IDEMPOTENCY_PARAMETER = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "description": "Send the same key to retry safely: the first response is replayed for 24 h.",
-    "schema": {"type": "string", "maxLength": 255},
+    "description": "Send the same key to retry safely: the first response is replayed for 24 h. "
+    "A different request under the same key is refused (422 `idempotency_key_reused`): use a new key "
+    "(a UUID, say) for each new request.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": KEY_PATTERN},
 }
 
 
@@ -107,6 +127,50 @@ class BearerScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "An API key (`bh_live_...`) or an access token from `/v1/auth/token` (`bhat_...`).",
         }
+
+
+def public_id_schema(prefix: str) -> dict:
+    return {"type": "string", "pattern": f"^{prefix}_[0-9A-Za-z]{{{PUBLIC_ID_RANDOM_LENGTH}}}$"}
+
+
+# Path parameters by (the path segment before them, their name): the id's prefix.
+PATH_ID_PREFIXES = {
+    ("bots", "id"): "bot",
+    ("models", "id"): "bot",
+    ("conversations", "id"): "conv",
+    ("messages", "message_id"): "msg",
+    ("documents", "id"): "doc",
+    ("knowledge", "id"): "doc",
+    ("webhooks", "id"): "wh",
+    ("deliveries", "delivery_id"): "dlv",
+    ("keys", "id"): "key",
+}
+# Ids named in query strings and JSON bodies.
+FIELD_ID_PREFIXES = {"bot_id": "bot", "conversation_id": "conv"}
+
+
+class StrictCharFieldExtension(OpenApiSerializerFieldExtension):
+    """A trimmed, non-blank string holds something other than white space: say so (NOT_BLANK_PATTERN)."""
+
+    target_class = "bothero.api.serializers.StrictCharField"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        if direction == "request" and self.target.trim_whitespace and not self.target.allow_blank:
+            schema.setdefault("pattern", NOT_BLANK_PATTERN)
+        return schema
+
+
+class StrictSerializerExtension(OpenApiSerializerExtension):
+    target_class = "bothero.api.serializers.StrictSerializer"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_basic_serializer(self.target, direction)
+        if direction == "request":
+            schema["additionalProperties"] = False
+        return schema
 
 
 class AutoSchema(SpectacularAutoSchema):
@@ -129,18 +193,83 @@ def _error_response(description: str, headers: dict) -> dict:
     }
 
 
+def _resolve(schema: dict, components: dict) -> dict:
+    ref = schema.get("$ref", "")
+    return components.get(ref.rsplit("/", 1)[-1], {}) if ref else schema
+
+
+def _body_names_a_bot(operation: dict, components: dict) -> bool:
+    """Whether any request body shape of the operation has a `bot_id` (or OpenAI's `model`, a bot id)."""
+    for media in operation.get("requestBody", {}).get("content", {}).values():
+        body = _resolve(media.get("schema", {}), components)
+        for shape in [body, *body.get("oneOf", []), *body.get("anyOf", [])]:
+            properties = _resolve(shape, components).get("properties", {})
+            if "bot_id" in properties or ("model" in properties and "messages" in properties):
+                return True
+    return False
+
+
+def _precise_parameters(path: str, operation: dict) -> None:
+    """Ids, cursors and limits as the server checks them."""
+    segments = path.strip("/").split("/")
+    for parameter in operation.get("parameters", []):
+        name, location = parameter.get("name"), parameter.get("in")
+        if location == "path":
+            before = segments[segments.index(f"{{{name}}}") - 1]
+            prefix = PATH_ID_PREFIXES.get((before, name))
+            if prefix:
+                parameter["schema"] = public_id_schema(prefix)
+        elif location == "query" and name in FIELD_ID_PREFIXES:
+            parameter["schema"] = public_id_schema(FIELD_ID_PREFIXES[name])
+        elif location == "query" and name == "cursor":
+            parameter["schema"] = dict(CURSOR_SCHEMA)
+        elif location == "query" and name == "limit":
+            parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}
+
+
+def _precise_request_bodies(components: dict) -> None:
+    """Ids in request bodies (`bot_id`, `conversation_id`, OpenAI's `model`) carry their pattern."""
+    for name, component in components.items():
+        if not name.endswith("Request") or not isinstance(component.get("properties"), dict):
+            continue
+        properties = component["properties"]
+        for field, prefix in FIELD_ID_PREFIXES.items():
+            if properties.get(field, {}).get("type") == "string":
+                properties[field] = {**properties[field], **public_id_schema(prefix)}
+        if "messages" in properties and properties.get("model", {}).get("type") == "string":
+            properties["model"] = {**properties["model"], **public_id_schema("bot")}
+
+
+def _body_is_required(operation: dict, components: dict) -> bool:
+    """A body is required when every shape it may take has a required field (an absent body reads as `{}`)."""
+    shapes = []
+    for media in operation["requestBody"].get("content", {}).values():
+        body = _resolve(media.get("schema", {}), components)
+        shapes.extend([_resolve(shape, components) for shape in body.get("oneOf", [])] or [body])
+    return bool(shapes) and all(shape.get("required") for shape in shapes)
+
+
 def add_common_responses(result, generator, request, public):
     """Post-processing hook: every operation documents the error envelope and our headers."""
     result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    components = result["components"]["schemas"]
+    _precise_request_bodies(components)
     for path, operations in result.get("paths", {}).items():
         for method, operation in operations.items():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
+            _precise_parameters(path, operation)
+            if "requestBody" in operation:
+                operation["requestBody"]["required"] = _body_is_required(operation, components)
             is_public = not operation.get("security")
             responses = operation["responses"]
             errors = dict(PUBLIC_ERRORS if is_public else AUTHENTICATED_ERRORS)
             if "{" in path:
                 errors["404"] = NOT_FOUND
+            elif any(p.get("name") == "bot_id" for p in operation.get("parameters", [])) or _body_names_a_bot(
+                operation, components
+            ):
+                errors["404"] = BOT_NOT_FOUND
             if "requestBody" in operation:
                 errors.update(BODY_ERRORS)
             if method == "post" and not is_public:
@@ -158,7 +287,7 @@ def add_common_responses(result, generator, request, public):
                 headers.update(REQUEST_ID_HEADER)
                 if not is_public and code != "401":
                     headers.update(RATE_LIMIT_HEADERS)
-                if code == "429":
+                if code in ("429", "503"):
                     headers.update(RETRY_AFTER_HEADER)
                 if method == "post" and not is_public and code.startswith("2"):
                     headers.update(REPLAYED_HEADER)

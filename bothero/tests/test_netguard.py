@@ -66,9 +66,36 @@ def test_it_accepts_public_addresses_and_returns_them(url, addresses):
     assert check_url(url, allow_private=False) == addresses
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8000/", "http://localhost/", "http://169.254.169.254/"])
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000/", "http://localhost/", "http://10.0.0.7/"])
 def test_allow_private_permits_internal_hosts(url):
     assert check_url(url, allow_private=True)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        "http://169.254.1.1/",
+        "http://[fe80::1]/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://[fd00:ec2::254]/",
+        "http://100.100.100.200/latest/meta-data/",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://METADATA.GOOGLE.INTERNAL./computeMetadata/v1/",
+    ],
+)
+@pytest.mark.parametrize("allow_private", [True, False])
+def test_link_local_and_cloud_metadata_addresses_are_refused_even_when_private_ones_are_allowed(url, allow_private):
+    with pytest.raises(UnsafeURLError) as caught:
+        check_url(url, allow_private=allow_private, must_resolve=False)
+    assert caught.value.code == "url_host_not_allowed"
+
+
+def test_a_host_that_does_not_resolve_may_be_saved_but_not_fetched():
+    assert check_url("https://no-such-host.invalid/hook", allow_private=False, must_resolve=False) == []
+    with pytest.raises(UnsafeURLError) as caught:
+        check_url("https://no-such-host.invalid/hook", allow_private=False)
+    assert caught.value.code == "invalid_url"
 
 
 @pytest.mark.parametrize(

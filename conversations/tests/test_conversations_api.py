@@ -87,7 +87,9 @@ def test_bad_filters_are_400(alice, query, param):
 
 def test_an_outsider_sees_none_of_alices_conversations(alice, conversation, charlie):
     assert ids(charlie.client.get("/v1/conversations")) == []
-    assert ids(charlie.client.get(f"/v1/conversations?bot_id={conversation.bot.public_id}")) == []
+    response = charlie.client.get(f"/v1/conversations?bot_id={conversation.bot.public_id}")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "bot_not_found"
 
 
 def test_it_shows_a_conversation(alice, conversation):
@@ -168,7 +170,7 @@ def test_feedback_is_for_assistant_messages_only(alice, conversation):
     user_message = conversation.messages.filter(role="user").first()
     url = f"/v1/conversations/{conversation.public_id}/messages/{user_message.public_id}/feedback"
     response = alice.client.post(url, {"rating": "up"}, format="json")
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json()["error"]["code"] == "feedback_not_allowed"
 
 

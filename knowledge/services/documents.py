@@ -143,7 +143,7 @@ def document_create_from_url(
     after the download.
     """
     try:
-        netguard.check_url(url, allow_private=settings.ALLOW_PRIVATE_URLS)
+        netguard.check_url(url, allow_private=settings.ALLOW_PRIVATE_URLS, must_resolve=False)
     except netguard.UnsafeURLError as exc:
         raise ValidationError(exc.message, code=exc.code, param="url") from None
     existing = Document.objects.filter(bot=bot, source_url=url).select_related("bot").first()

@@ -101,7 +101,7 @@ def test_a_tenant_has_a_limit_on_endpoints(alice, receiver, private_urls):
     assert create(alice, url=receiver.url, events=["*"]).status_code == 201
     assert create(alice, url=receiver.url, events=["*"]).status_code == 201
     response = create(alice, url=receiver.url, events=["*"])
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json()["error"]["code"] == "webhook_limit_reached"
 
 
