@@ -5,6 +5,7 @@ from rest_framework import serializers
 from accounts.models import ApiKey
 from accounts.origins import InvalidOrigin, allowed_origin_normalise
 from bothero.api.serializers import StrictBooleanField, StrictCharField, StrictIntegerField, StrictSerializer
+from bothero.errors import ValidationError
 
 GRANT_TYPES = ("api_key", "password")
 
@@ -68,6 +69,14 @@ class TokenResponseSerializer(serializers.Serializer):
     refresh_token = serializers.CharField()
 
 
+_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# What `allowed_origin_normalise` takes: http(s), a host of DNS labels (or `*.` and at least two labels), a port.
+ORIGIN_PATTERN = (
+    rf"^[Hh][Tt][Tt][Pp][Ss]?://(?:\*\.{_LABEL}\.{_LABEL}(?:\.{_LABEL})*|{_LABEL}(?:\.{_LABEL})*)(?::[0-9]{{1,4}})?/?$"
+)
+
+
+@extend_schema_field({"type": "string", "maxLength": 255, "pattern": ORIGIN_PATTERN})
 class AllowedOriginField(StrictCharField):
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
@@ -95,6 +104,17 @@ class PublishableKeyLimitsSerializer(StrictSerializer):
     )
 
 
+REQUIRE_SIGNATURE_HELP = "Requests with this key must be signed; the signing secret is shown once."
+ALLOWED_ORIGINS_HELP = (
+    "Publishable keys: the websites it may be used from (required), such as "
+    "`https://www.acme.example`; `https://*.acme.example` for every subdomain. A bare `*` is refused."
+)
+IDENTITY_VERIFICATION_HELP = (
+    "Publishable keys: `optional` or `required` identity verification of your logged-in users "
+    "(`user_hash` = hex HMAC-SHA256(identity_secret, user_id)); the identity secret is shown once."
+)
+
+
 class ApiKeyCreateSerializer(StrictSerializer):
     name = StrictCharField(max_length=100)
     type = serializers.ChoiceField(
@@ -103,9 +123,7 @@ class ApiKeyCreateSerializer(StrictSerializer):
         source="key_type",
         help_text="`secret` (`bh_live_`, for servers) or `publishable` (`pk_live_`, for the chat widget in browsers).",
     )
-    require_signature = StrictBooleanField(
-        default=False, help_text="Requests with this key must be signed; the signing secret is shown once."
-    )
+    require_signature = StrictBooleanField(default=False, help_text=REQUIRE_SIGNATURE_HELP)
     expires_at = serializers.DateTimeField(required=False, allow_null=True, help_text="In the future.")
     bot_ids = serializers.ListField(
         child=StrictCharField(max_length=40),
@@ -117,15 +135,13 @@ class ApiKeyCreateSerializer(StrictSerializer):
         child=AllowedOriginField(max_length=255),
         required=False,
         max_length=100,
-        help_text="Publishable keys: the websites it may be used from (required), such as "
-        "`https://www.acme.example`; `https://*.acme.example` for every subdomain. A bare `*` is refused.",
+        help_text=ALLOWED_ORIGINS_HELP,
     )
     identity_verification = serializers.ChoiceField(
         choices=ApiKey.IdentityVerification.choices,
         required=False,
         default=ApiKey.IdentityVerification.OFF,
-        help_text="Publishable keys: `optional` or `required` identity verification of your logged-in users "
-        "(`user_hash` = hex HMAC-SHA256(identity_secret, user_id)); the identity secret is shown once.",
+        help_text=IDENTITY_VERIFICATION_HELP,
     )
     limits = PublishableKeyLimitsSerializer(required=False)
 
@@ -133,6 +149,58 @@ class ApiKeyCreateSerializer(StrictSerializer):
         if value is not None and value <= timezone.now():
             raise serializers.ValidationError("Must be in the future.", code="invalid_expires_at")
         return value
+
+    def validate(self, attrs):
+        # Each type has its own fields (the two shapes of the OpenAPI document): sent at all, even empty,
+        # a field of the other type is refused.
+        publishable = attrs.get("key_type") == ApiKey.Type.PUBLISHABLE
+        foreign = ("require_signature",) if publishable else PUBLISHABLE_ONLY_FIELDS
+        for field in foreign:
+            if field in self.initial_data:
+                raise ValidationError(
+                    f"{field} is for {'secret' if publishable else 'publishable'} keys only.",
+                    code="publishable_key_option",
+                    param=field,
+                )
+        return attrs
+
+
+PUBLISHABLE_ONLY_FIELDS = ("bot_ids", "allowed_origins", "identity_verification", "limits")
+
+
+class SecretKeyCreateSerializer(StrictSerializer):
+    """The OpenAPI shape of a secret key's creation (`ApiKeyCreateSerializer` validates)."""
+
+    name = StrictCharField(max_length=100)
+    type = serializers.ChoiceField(choices=[ApiKey.Type.SECRET], required=False, help_text="Default `secret`.")
+    require_signature = StrictBooleanField(required=False, help_text=REQUIRE_SIGNATURE_HELP)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True, help_text="In the future.")
+
+
+class PublishableKeyCreateSerializer(StrictSerializer):
+    """The OpenAPI shape of a publishable key's creation (`ApiKeyCreateSerializer` validates)."""
+
+    name = StrictCharField(max_length=100)
+    type = serializers.ChoiceField(choices=[ApiKey.Type.PUBLISHABLE])
+    bot_ids = serializers.ListField(
+        child=StrictCharField(max_length=40),
+        min_length=1,
+        max_length=100,
+        help_text="The bots the key may chat with (another tenant's bot: 404).",
+    )
+    allowed_origins = serializers.ListField(
+        child=AllowedOriginField(max_length=255),
+        min_length=1,
+        max_length=100,
+        help_text=ALLOWED_ORIGINS_HELP,
+    )
+    identity_verification = serializers.ChoiceField(
+        choices=ApiKey.IdentityVerification.choices,
+        required=False,
+        help_text=IDENTITY_VERIFICATION_HELP,
+    )
+    limits = PublishableKeyLimitsSerializer(required=False)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True, help_text="In the future.")
 
 
 class PublishableKeyLimitsOutputSerializer(serializers.Serializer):

@@ -10,9 +10,11 @@ from accounts.serializers import (
     ApiKeyGrantSerializer,
     ApiKeySerializer,
     PasswordGrantSerializer,
+    PublishableKeyCreateSerializer,
     RefreshSerializer,
     RevokeRequestSerializer,
     RevokeSerializer,
+    SecretKeyCreateSerializer,
     TokenResponseSerializer,
     token_exchange_input,
 )
@@ -129,7 +131,11 @@ class ApiKeyViewSet(mixins.ListModelMixin, TenantViewSet):
 
     @extend_schema(
         operation_id="api_keys_create",
-        request=ApiKeyCreateSerializer,
+        request=PolymorphicProxySerializer(
+            component_name="ApiKeyCreateRequest",
+            serializers={"secret": SecretKeyCreateSerializer, "publishable": PublishableKeyCreateSerializer},
+            resource_type_field_name=None,
+        ),
         responses={201: ApiKeyCreatedSerializer},
         summary="Create an API key (the key is shown once)",
     )

@@ -351,13 +351,26 @@ class UnansweredListSerializer(ListEnvelopeSerializer):
 # --- usage -------------------------------------------------------------------------------------
 
 
+MONTH_PATTERN = r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])$"
+
+
+@extend_schema_field({"type": "string", "pattern": MONTH_PATTERN})
+class MonthField(serializers.CharField):
+    def __init__(self, **kwargs):
+        super().__init__(trim_whitespace=False, **kwargs)
+
+
 class UsageQuerySerializer(serializers.Serializer):
-    month = serializers.CharField(
-        required=False, help_text="The billing month (UTC calendar month) as `YYYY-MM`; default: this month."
+    month = MonthField(
+        required=False,
+        help_text="The billing month (UTC calendar month) as `YYYY-MM`, not in the future; default: this month.",
     )
 
     def validate_month(self, value: str) -> date:
         try:
+            # strptime alone would also take "2026-3".
+            if not re.fullmatch(MONTH_PATTERN, value):
+                raise ValueError(value)
             month = datetime.strptime(value, "%Y-%m").date()
         except ValueError:
             raise ValidationError(

@@ -208,7 +208,7 @@ class UsageView(TenantAPIView):
         examples=[OpenApiExample("This month", value=USAGE_EXAMPLE, response_only=True)],
     )
     def get(self, request):
-        query = UsageQuerySerializer(data=request.query_params)
+        query = UsageQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         usage = tenant_usage_get(tenant=self.tenant, month=query.validated_data.get("month"))
         return Response(UsageReportSerializer(usage).data)

@@ -40,15 +40,21 @@ class LeadCaptureSerializer(StrictSerializer):
         return value
 
 
+@extend_schema_field({"type": "string", "pattern": "^#[0-9A-Fa-f]{6}$"})
+class ColorField(StrictCharField):
+    def __init__(self, **kwargs):
+        super().__init__(trim_whitespace=False, **kwargs)
+
+
 class WidgetSerializer(StrictSerializer):
     """The web chat widget's look: accent colour, launcher corner and launcher text."""
 
-    color = StrictCharField(default="#2563eb", max_length=7, help_text="Accent colour, `#rrggbb`.")
+    color = ColorField(default="#2563eb", max_length=7, help_text="Accent colour, `#rrggbb`.")
     position = serializers.ChoiceField(choices=["right", "left"], default="right", help_text="Bottom corner.")
     launcher_text = StrictCharField(max_length=40, default="Chat with us", help_text="The launcher button's text.")
 
     def validate_color(self, value):
-        if not HEX_COLOR.match(value):
+        if not HEX_COLOR.fullmatch(value):
             raise serializers.ValidationError("A colour as #rrggbb, such as #2563eb.", code="invalid_color")
         return value
 

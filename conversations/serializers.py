@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
@@ -586,25 +588,38 @@ class OpenAIChatRequestSerializer(serializers.Serializer):
                 for m in earlier
                 if m["role"] in ("user", "assistant") and m.get("content")
             ],
-            "extra_instructions": tuple(m["content"] for m in earlier if m["role"] in ("system", "developer")),
+            # A system message may come without content (OpenAI allows it): nothing to add then.
+            "extra_instructions": tuple(
+                m["content"] for m in earlier if m["role"] in ("system", "developer") and m.get("content")
+            ),
             "temperature": data.get("temperature"),
             "max_tokens": data.get("max_completion_tokens") or data.get("max_tokens"),
             "handoff": data["handoff"],
         }
 
 
+# 7 to 15 digits (ASCII), with an optional leading + and spaces, dots, dashes and brackets between.
+PHONE_PATTERN = r"^\+?[ ().-]*(?:[0-9][ ().-]*){7,15}$"
+
+
+@extend_schema_field({"type": "string", "maxLength": 40, "pattern": PHONE_PATTERN})
+class PhoneField(StrictCharField):
+    def __init__(self, **kwargs):
+        super().__init__(trim_whitespace=False, **kwargs)
+
+
 class LeadInputSerializer(StrictSerializer):
     """Contact details from the widget's lead form (at least an email or a phone number)."""
 
+    # In the OpenAPI document: `anyOf` a non-empty email, a non-empty phone.
+    openapi_one_of_fields_required = ("email", "phone")
+
     name = StrictCharField(max_length=200, required=False, allow_blank=True)
     email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
-    phone = serializers.RegexField(
-        r"^\+?[\d\s().-]{7,40}$", max_length=40, required=False, allow_blank=True, help_text="7 to 15 digits."
-    )
+    phone = PhoneField(max_length=40, required=False, allow_blank=True, help_text="7 to 15 digits.")
 
     def validate_phone(self, value: str) -> str:
-        digits = sum(ch.isdigit() for ch in value)
-        if value and not 7 <= digits <= 15:
+        if value and not re.fullmatch(PHONE_PATTERN, value):
             raise serializers.ValidationError("A phone number has 7 to 15 digits.", code="invalid_phone")
         return value.strip()
 

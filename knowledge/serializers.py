@@ -37,8 +37,8 @@ class FileUploadSerializer(serializers.Serializer):
     file = serializers.FileField(
         help_text="PDF, DOCX, HTML, Markdown, CSV or plain text; the type is judged by content."
     )
-    bot_id = serializers.CharField(max_length=64)
-    title = serializers.CharField(max_length=255, required=False, help_text="Defaults to the file name.")
+    bot_id = StrictCharField(max_length=64)
+    title = StrictCharField(max_length=255, required=False, help_text="Defaults to the file name.")
     metadata = MetadataField(required=False, help_text="A JSON object (in form data: a string holding one).")
 
 

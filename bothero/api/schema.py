@@ -170,6 +170,10 @@ class StrictSerializerExtension(OpenApiSerializerExtension):
         schema = auto_schema._map_basic_serializer(self.target, direction)
         if direction == "request":
             schema["additionalProperties"] = False
+            # "At least one of these fields, not empty" (checked in the serializer's validate()).
+            fields = getattr(self.target, "openapi_one_of_fields_required", ())
+            if fields:
+                schema["anyOf"] = [{"required": [name], "properties": {name: {"minLength": 1}}} for name in fields]
         return schema
 
 
@@ -199,12 +203,16 @@ def _resolve(schema: dict, components: dict) -> dict:
 
 
 def _body_names_a_bot(operation: dict, components: dict) -> bool:
-    """Whether any request body shape of the operation has a `bot_id` (or OpenAI's `model`, a bot id)."""
+    """Whether any request body shape of the operation names bots (`bot_id`, `bot_ids`, OpenAI's `model`)."""
     for media in operation.get("requestBody", {}).get("content", {}).values():
         body = _resolve(media.get("schema", {}), components)
         for shape in [body, *body.get("oneOf", []), *body.get("anyOf", [])]:
             properties = _resolve(shape, components).get("properties", {})
-            if "bot_id" in properties or ("model" in properties and "messages" in properties):
+            if (
+                "bot_id" in properties
+                or "bot_ids" in properties
+                or ("model" in properties and "messages" in properties)
+            ):
                 return True
     return False
 
@@ -236,6 +244,9 @@ def _precise_request_bodies(components: dict) -> None:
         for field, prefix in FIELD_ID_PREFIXES.items():
             if properties.get(field, {}).get("type") == "string":
                 properties[field] = {**properties[field], **public_id_schema(prefix)}
+            plural = properties.get(f"{field}s", {})
+            if plural.get("type") == "array" and plural.get("items", {}).get("type") == "string":
+                plural["items"] = {**plural["items"], **public_id_schema(prefix)}
         if "messages" in properties and properties.get("model", {}).get("type") == "string":
             properties["model"] = {**properties["model"], **public_id_schema("bot")}
 

@@ -10,6 +10,7 @@ the schema calls valid is made to follow it, as a real client would:
   (reusing one for another request is refused, 422 `idempotency_key_reused`);
 * `POST /v1/auth/keys`: `expires_at` lies in the future;
 * analytics: `end` after `start`, at most 366 days apart (31 for hourly series);
+  the usage `month` not in the future;
 * `POST /v1/chat/completions` in OpenAI's shape: the last message is the
   customer's (`role: user`, some text);
 * chat `metadata` keys are at most 64 characters (OpenAPI 3.0 has no
@@ -102,6 +103,12 @@ def _analytics_range(case) -> None:
         query["end"] = moved.date().isoformat() if len(query["start"]) == 10 else moved.isoformat()
 
 
+def _usage_month(case) -> None:
+    query = case.query
+    if query and isinstance(query.get("month"), str) and query["month"] > datetime.now(UTC).strftime("%Y-%m"):
+        query["month"] = datetime.now(UTC).strftime("%Y-%m")
+
+
 def _api_key_expiry(case) -> None:
     body = case.body
     if isinstance(body, dict) and isinstance(body.get("expires_at"), str):
@@ -140,7 +147,9 @@ def before_call(context, case, kwargs):
         return
     _fresh_idempotency_key(case)
     path, method = case.operation.path, case.method.upper()
-    if path.startswith("/v1/analytics/"):
+    if path == "/v1/analytics/usage":
+        _usage_month(case)
+    elif path.startswith("/v1/analytics/"):
         _analytics_range(case)
     elif path == "/v1/auth/keys" and method == "POST":
         _api_key_expiry(case)

@@ -121,7 +121,10 @@ def test_it_takes_the_lists_filters(alice, alice_bot):
 def test_another_tenants_conversations_are_never_exported(alice, charlie, alice_bot):
     MessageFactory(conversation=ConversationFactory(bot=alice_bot))
     assert export(charlie.client)[1] == ""
-    assert export(charlie.client, bot_id=alice_bot.public_id)[1] == ""
+    # Alice's bot is no bot of Charlie's: 404, as for every bot_id filter.
+    response = charlie.client.get("/v1/conversations/export", {"bot_id": alice_bot.public_id})
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "bot_not_found"
     assert len(jsonl(export(alice.client)[1])) == 1
 
 
