@@ -77,7 +77,16 @@ def test_it_filters_by_bot_dates_and_lead(alice, alice_bot):
 
 @pytest.mark.parametrize(
     ("query", "param"),
-    [("created_after=yesterday", "created_after"), ("has_lead=maybe", "has_lead"), ("limit=0", "limit")],
+    [
+        ("created_after=yesterday", "created_after"),
+        ("has_lead=maybe", "has_lead"),
+        # The schema says boolean: `null`, `1`, `yes` and empty are not "no filter" but a mistake.
+        ("has_lead=null", "has_lead"),
+        ("has_lead=1", "has_lead"),
+        ("has_lead=yes", "has_lead"),
+        ("has_lead=", "has_lead"),
+        ("limit=0", "limit"),
+    ],
 )
 def test_bad_filters_are_400(alice, query, param):
     response = alice.client.get(f"/v1/conversations?{query}")

@@ -31,6 +31,16 @@ def test_it_answers_in_openais_shape(alice, faq_bot):
     assert message.conversation.public_id == body["conversation_id"]
 
 
+def test_a_system_message_without_content_is_accepted(alice, faq_bot):
+    # OpenAI allows it; it was a 500 (KeyError on "content") until schemathesis sent one.
+    response = openai_chat(
+        alice.client,
+        model=faq_bot.public_id,
+        messages=[{"role": "system"}, {"role": "user", "content": "Do you ship for free?"}],
+    )
+    assert response.status_code == 200, response.content
+
+
 def test_the_clients_messages_are_the_history_and_its_system_message_extra_instructions(
     alice, faq_bot, openai_provider
 ):

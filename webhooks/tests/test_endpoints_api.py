@@ -295,3 +295,24 @@ def test_in_development_the_refusal_names_the_switch_that_allows_it(alice, setti
     error = create(alice, url=url, events=["*"]).json()["error"]
     assert error["code"] == code
     assert "ALLOW_PRIVATE_URLS" not in error["message"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        "http://[fe80::1]/hooks",
+        "http://metadata.google.internal/computeMetadata/v1/",
+    ],
+)
+def test_cloud_metadata_and_link_local_addresses_are_refused_even_with_private_urls_allowed(alice, private_urls, url):
+    response = create(alice, url=url, events=["*"])
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] == "url_host_not_allowed"
+    assert response.json()["error"]["param"] == "url"
+
+
+def test_a_host_that_does_not_resolve_yet_may_be_saved(alice):
+    # DNS is checked again before every delivery; a webhook may be registered before its DNS exists.
+    response = create(alice, url="https://hooks.not-yet-live.invalid/bothero", events=["*"])
+    assert response.status_code == 201, response.content
