@@ -612,7 +612,7 @@ class LeadInputSerializer(StrictSerializer):
     """Contact details from the widget's lead form (at least an email or a phone number)."""
 
     # In the OpenAPI document: `anyOf` a non-empty email, a non-empty phone.
-    openapi_one_of_fields_required = ("email", "phone")
+    openapi_any_of_required = (("email",), ("phone",))
 
     name = StrictCharField(max_length=200, required=False, allow_blank=True)
     email = serializers.EmailField(max_length=254, required=False, allow_blank=True)

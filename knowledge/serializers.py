@@ -1,9 +1,16 @@
 import json
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from bothero.api.serializers import HttpUrlField, StrictCharField, StrictFloatField, StrictIntegerField
+from bothero.api.serializers import (
+    HttpUrlField,
+    StrictCharField,
+    StrictFloatField,
+    StrictIntegerField,
+    StrictSerializer,
+)
 from knowledge.models import Document
 
 MAX_METADATA_BYTES = 8 * 1024
@@ -191,19 +198,21 @@ class CuratedAnswerSerializer(serializers.Serializer):
 
 def _variants_field(**kwargs):
     return serializers.ListField(
-        child=serializers.CharField(max_length=500), max_length=20, help_text="Up to 20 other wordings.", **kwargs
+        child=StrictCharField(max_length=500), max_length=20, help_text="Up to 20 other wordings.", **kwargs
     )
 
 
-class CuratedAnswerCreateSerializer(serializers.Serializer):
+class CuratedAnswerCreateSerializer(StrictSerializer):
     """Either `bot_id` + `question` + `answer`, or `from_message_id` (with `answer` unless the message is an
     assistant's answer to keep as it is)."""
 
-    bot_id = serializers.CharField(max_length=64, required=False)
-    question = serializers.CharField(max_length=500, required=False)
+    openapi_any_of_required = (("from_message_id",), ("bot_id", "question", "answer"))
+
+    bot_id = StrictCharField(max_length=64, required=False)
+    question = StrictCharField(max_length=500, required=False)
     variants = _variants_field(required=False, default=list)
-    answer = serializers.CharField(max_length=4000, required=False)
-    from_message_id = serializers.CharField(
+    answer = StrictCharField(max_length=4000, required=False)
+    from_message_id = StrictCharField(
         max_length=64,
         required=False,
         help_text="A customer's question (an unanswered one) or an assistant's answer (e.g. a rated one): its "
@@ -219,10 +228,10 @@ class CuratedAnswerCreateSerializer(serializers.Serializer):
         return attrs
 
 
-class CuratedAnswerUpdateSerializer(serializers.Serializer):
-    question = serializers.CharField(max_length=500, required=False)
+class CuratedAnswerUpdateSerializer(StrictSerializer):
+    question = StrictCharField(max_length=500, required=False)
     variants = _variants_field(required=False)
-    answer = serializers.CharField(max_length=4000, required=False)
+    answer = StrictCharField(max_length=4000, required=False)
 
 
 class CuratedAnswerListQuerySerializer(serializers.Serializer):
@@ -270,7 +279,7 @@ class WebsiteSourceSerializer(serializers.Serializer):
 
 def _patterns_field():
     return serializers.ListField(
-        child=serializers.CharField(max_length=300),
+        child=StrictCharField(max_length=300),
         max_length=50,
         required=False,
         default=list,
@@ -278,22 +287,18 @@ def _patterns_field():
     )
 
 
-class WebsiteSourceCreateSerializer(serializers.Serializer):
-    bot_id = serializers.CharField(max_length=64)
+class WebsiteSourceCreateSerializer(StrictSerializer):
+    bot_id = StrictCharField(max_length=64)
     type = serializers.ChoiceField(choices=["sitemap", "crawl"])
-    url = serializers.URLField(max_length=2048, help_text="The sitemap (or sitemap index), or the page to crawl from.")
-    max_pages = serializers.IntegerField(min_value=1, required=False, default=100)
-    max_depth = serializers.IntegerField(min_value=0, max_value=10, required=False, default=3)
+    url = HttpUrlField(help_text="The sitemap (or sitemap index), or the page to crawl from.")
+    max_pages = StrictIntegerField(
+        min_value=1, max_value=settings.KNOWLEDGE_SOURCE_MAX_PAGES, required=False, default=100
+    )
+    max_depth = StrictIntegerField(min_value=0, max_value=10, required=False, default=3)
     include = _patterns_field()
     exclude = _patterns_field()
     refresh = serializers.ChoiceField(choices=["daily", "weekly", "never"], required=False, default="weekly")
 
-    def validate_max_pages(self, value):
-        from django.conf import settings
-
-        if value > settings.KNOWLEDGE_SOURCE_MAX_PAGES:
-            raise serializers.ValidationError(f"At most {settings.KNOWLEDGE_SOURCE_MAX_PAGES} pages.")
-        return value
 
 
 class WebsiteSourceListQuerySerializer(serializers.Serializer):

@@ -144,6 +144,8 @@ PATH_ID_PREFIXES = {
     ("webhooks", "id"): "wh",
     ("deliveries", "delivery_id"): "dlv",
     ("keys", "id"): "key",
+    ("answers", "id"): "ans",
+    ("sources", "id"): "src",
 }
 # Ids named in query strings and JSON bodies.
 FIELD_ID_PREFIXES = {"bot_id": "bot", "conversation_id": "conv"}
@@ -170,10 +172,13 @@ class StrictSerializerExtension(OpenApiSerializerExtension):
         schema = auto_schema._map_basic_serializer(self.target, direction)
         if direction == "request":
             schema["additionalProperties"] = False
-            # "At least one of these fields, not empty" (checked in the serializer's validate()).
-            fields = getattr(self.target, "openapi_one_of_fields_required", ())
-            if fields:
-                schema["anyOf"] = [{"required": [name], "properties": {name: {"minLength": 1}}} for name in fields]
+            # "One of these sets of fields, not empty" (checked in the serializer's validate()).
+            alternatives = getattr(self.target, "openapi_any_of_required", ())
+            if alternatives:
+                schema["anyOf"] = [
+                    {"required": list(names), "properties": {name: {"minLength": 1} for name in names}}
+                    for names in alternatives
+                ]
         return schema
 
 
@@ -257,7 +262,7 @@ def _body_is_required(operation: dict, components: dict) -> bool:
     for media in operation["requestBody"].get("content", {}).values():
         body = _resolve(media.get("schema", {}), components)
         shapes.extend([_resolve(shape, components) for shape in body.get("oneOf", [])] or [body])
-    return bool(shapes) and all(shape.get("required") for shape in shapes)
+    return bool(shapes) and all(shape.get("required") or shape.get("anyOf") for shape in shapes)
 
 
 def add_common_responses(result, generator, request, public):

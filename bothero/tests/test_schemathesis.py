@@ -14,6 +14,10 @@ followed by generated requests through `bothero/testing/schemathesis_hooks.py`;
 its docstring lists them. Strings never hold NUL (`--generation-allow-x00
 false`): PostgreSQL cannot store it, and every string field refuses it.
 
+One operation is left out: `GET /v1/conversations/{id}/events`, a live
+stream that stays open until the client leaves (schemathesis waits for the
+end of a response); `conversations/tests` test it.
+
 `SCHEMATHESIS_MAX_EXAMPLES` and `SCHEMATHESIS_SEED` tune a local run (a
 longer one before a release, another seed); CI uses the defaults below,
 about 2–3 minutes on two shared cores.
@@ -72,6 +76,8 @@ def test_schemathesis_finds_no_failure_against_a_live_server(transactional_db, t
                 SEED,
                 "--workers",
                 "1",
+                "--exclude-operation-id",
+                "conversations_events",
                 "--request-timeout",
                 "30",
                 "--generation-database",

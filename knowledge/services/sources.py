@@ -61,7 +61,8 @@ def website_source_create(
 ) -> WebsiteSource:
     """Create a source (its URL must pass the SSRF guard) and queue its first sync after commit."""
     try:
-        netguard.check_url(url, allow_private=_allow_private())
+        # A host that does not resolve yet may be saved: every fetch of the sync checks again.
+        netguard.check_url(url, allow_private=_allow_private(), must_resolve=False)
     except netguard.UnsafeURLError as exc:
         raise ValidationError(exc.message, code=exc.code, param="url") from exc
     with transaction.atomic():
