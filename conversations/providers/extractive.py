@@ -3,22 +3,27 @@
 Without a language model it cannot write an answer, so it picks one:
 
 1. the passages the search found (best first, already cut at the bot's
-   calibrated `min_score`, see `conversations.answerability`) are split into
+   answer threshold, see `conversations.answerability`) are split into
    sentences, hard-wrapped lines joined first (`knowledge.sentences`);
 2. each sentence is scored against the question, lexically (the question's
    words it contains, weighted by how rare they are among the candidate
-   sentences) and semantically (cosine similarity of its embedding to the
-   question's, with the local embedding model), plus a little for the
-   passage's own search score and for opening its section (FAQ and manual
-   sections lead with their answer);
-3. the best sentence is quoted, with at most `MAX_SENTENCES - 1` more from the
-   *same passage* that score nearly as well — never sentences of other
-   sections or documents — followed by the citation (document › section, page);
+   sentences; a word of the passage's heading counts little) and semantically
+   (cosine similarity of its embedding to the question's, with the configured
+   embedding model; vectors cached by text), plus a little for the passage's
+   own search score and for opening its section (FAQ and manual sections lead
+   with their answer);
+3. the best sentence is quoted, from its passage only — never sentences of
+   other sections or documents: with at most `MAX_SENTENCES - 1` more of its
+   paragraph that score nearly as well, then the paragraphs and steps that
+   follow it in the passage (a how-to answer goes on with its steps), up to
+   `ANSWER_WORDS` words; then the citation (document › section, page);
 4. when even the best sentence shows no evidence (too little similarity and
    no shared rare word), the answer is the bot's fallback message.
 
 A follow-up question ("and on weekends?") is scored with the earlier question
-it continues (`context`), its own words counting double.
+it continues (`context`): half its similarity to the question alone and half
+to both, the earlier question's words counting half; the evidence must come
+from the question itself (`ScoredSentence.has_evidence`).
 """
 
 from __future__ import annotations
