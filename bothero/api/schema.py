@@ -25,6 +25,7 @@ from drf_spectacular.extensions import (
 )
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.renderers import OpenApiJsonRenderer2
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.renderers import JSONRenderer
 
 from bothero.api.pagination import CURSOR_SCHEMA, MAX_LIMIT
@@ -182,7 +183,38 @@ class StrictSerializerExtension(OpenApiSerializerExtension):
         return schema
 
 
+# Documented on the operations a publishable key may call (their views' `publishable_key_actions`).
+PUBLISHABLE_KEY_HEADERS = [
+    OpenApiParameter(
+        "X-BotHero-Visitor",
+        str,
+        OpenApiParameter.HEADER,
+        description="With a publishable key (required): the visitor's random id, 16–64 characters of "
+        "[A-Za-z0-9_-]; it scopes the conversations the visitor may see.",
+    ),
+    OpenApiParameter(
+        "X-BotHero-User-Id",
+        str,
+        OpenApiParameter.HEADER,
+        description="With a publishable key that verifies identities: the signed-in user's id.",
+    ),
+    OpenApiParameter(
+        "X-BotHero-User-Hash",
+        str,
+        OpenApiParameter.HEADER,
+        description="hex HMAC-SHA256(identity_secret, user id), computed by the customer's server.",
+    ),
+]
+
+
 class AutoSchema(SpectacularAutoSchema):
+    def get_override_parameters(self):
+        parameters = super().get_override_parameters()
+        action = getattr(self.view, "action", None) or self.method.lower()
+        if action in getattr(self.view, "publishable_key_actions", ()):
+            parameters = [*parameters, *PUBLISHABLE_KEY_HEADERS]
+        return parameters
+
     def _get_request_body(self, direction="request"):
         # drf-spectacular documents bodies only for POST/PUT/PATCH; a view opts in for DELETE.
         if self.method == "DELETE" and getattr(self.view, "delete_takes_body", False):
