@@ -122,3 +122,33 @@ def test_the_websocket_gets_the_agents_reply_in_a_conversation_it_chats_in(live)
     assert notice["conversation_status"] == "handoff"
     assert (reply["role"], reply["content"]) == ("agent", "Hi, Sam here.")
     assert held["conversation_status"] == "handoff"
+
+
+def test_a_websocket_follows_a_conversation_it_subscribes_to_but_never_another_tenants(live):
+    url, actor, bot = live
+    outsider = make_actor()
+    headers = {"Authorization": f"Bearer {actor.key}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=15) as api:
+        conversation_id = api.post(
+            "/v1/chat/completions", json={"bot_id": bot.public_id, "message": "A human, please"}
+        ).json()["conversation_id"]
+
+    async def talk(key: str):
+        ws_url = url.replace("http://", "ws://") + "/v1/realtime"
+        async with websockets.connect(ws_url, additional_headers={"Authorization": f"Bearer {key}"}) as ws:
+            await ws.recv()  # session.created
+            await ws.send(json.dumps({"type": "subscribe", "conversation_id": conversation_id}))
+            answer = json.loads(await asyncio.wait_for(ws.recv(), timeout=15))
+            if answer["type"] != "subscribed":
+                return answer, None
+            async with httpx.AsyncClient(base_url=url, headers=headers, timeout=15) as api:
+                await api.post(f"/v1/conversations/{conversation_id}/close")
+            return answer, json.loads(await asyncio.wait_for(ws.recv(), timeout=15))
+
+    refused, _ = asyncio.run(talk(outsider.key))
+    assert refused["type"] == "error"
+    assert refused["data"]["error"]["code"] == "conversation_not_found"
+    subscribed, update = asyncio.run(talk(actor.key))
+    assert subscribed == {"type": "subscribed", "data": {"conversation_id": conversation_id}}
+    assert update["type"] == "conversation.closed"
+    assert update["data"]["status"] == "closed"
