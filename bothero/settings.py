@@ -337,7 +337,7 @@ CHAT_HISTORY_TOKEN_BUDGET = env.int("CHAT_HISTORY_TOKEN_BUDGET", default=1500)
 CHAT_HISTORY_MAX_MESSAGES = env.int("CHAT_HISTORY_MAX_MESSAGES", default=50)
 CHAT_HEARTBEAT_SECONDS = env.float("CHAT_HEARTBEAT_SECONDS", default=15.0)
 # The calibrated search score a passage needs to be used in an answer (conversations/answerability.py).
-CHAT_ANSWER_MIN_SCORE = env.float("CHAT_ANSWER_MIN_SCORE", default=0.3)
+CHAT_ANSWER_MIN_SCORE = env.float("CHAT_ANSWER_MIN_SCORE", default=0.1)
 # Threads per process that retrieve passages while the customer's message is being stored.
 CHAT_RETRIEVAL_THREADS = env.int("CHAT_RETRIEVAL_THREADS", default=4)
 if CHAT_MAX_MESSAGE_CHARS < 1 or CHAT_HISTORY_TOKEN_BUDGET < 0 or CHAT_HEARTBEAT_SECONDS <= 0:

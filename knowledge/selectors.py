@@ -12,9 +12,14 @@ Retrieval (`search`) runs two rankers over one bot's chunks, in one SQL statemen
   lexeme's IDF in the bot (`LexemeStat`), a hit having to match a share of
   the query's weight (see `lexical_plan`);
 
-then fuses the two rankings by reciprocal rank fusion (k = 60). Each passage's
-`score` is its cosine similarity to the query (absolute relevance, 0..1),
-which the bot's `min_score` cuts on.
+then scores every candidate of either ranker with a calibrated relevance model
+(`relevance`): the estimated probability, 0..1, that the passage answers the
+query, from its cosine similarity, how far that lies below the best candidate's,
+and the share of the query's IDF weight it contains. Passages are ordered by
+that `score`, the one they show, and the bot's `retrieval.min_score` cuts on it.
+The model is a logistic regression fitted on the tuning part of
+bench/quality.py (`python bench/quality.py --fit`); on the held-out part a
+score of 0.3 means that about 30 % of such passages answer the question.
 """
 
 from __future__ import annotations
@@ -38,7 +43,21 @@ QueryVector = ndarray | Callable[[], ndarray]
 
 RRF_K = 60
 SNIPPET_CHARS = 300
-MODES = ("hybrid", "vector", "fulltext")
+# "hybrid" is the product (both rankers, ordered by calibrated score); the others are for
+# evaluation: "rrf" both rankers fused by reciprocal rank (the order before the relevance
+# model), "vector" and "fulltext" one ranker alone. All show the calibrated score; the
+# evaluation modes keep their ranker's order.
+MODES = ("hybrid", "rrf", "vector", "fulltext")
+
+# The relevance model (see the module's docstring): P(passage answers the query) =
+# sigmoid(INTERCEPT + SIMILARITY·similarity + GAP·(similarity − best candidate's similarity)
+# + TEXT·share of the query's IDF weight the passage contains). Fitted by
+# `python bench/quality.py --fit` on the tuning questions (verbatim, re-worded and
+# unanswerable), every candidate of `search` labelled by whether it holds the answer.
+RELEVANCE_INTERCEPT = -3.583
+RELEVANCE_SIMILARITY = 5.127
+RELEVANCE_GAP = 19.862
+RELEVANCE_TEXT = 1.108
 
 
 @dataclass(frozen=True)
@@ -48,10 +67,23 @@ class Passage:
     title: str  # the document's title
     text: str  # the full chunk text (what a prompt should include)
     snippet: str  # at most ~300 characters of the chunk, for display
-    score: float  # cosine similarity of the chunk to the query, 0..1 (absolute relevance; the min_score cut uses it)
+    score: float  # calibrated relevance, 0..1: estimated probability that it answers the query (results are ordered by it; min_score cuts on it)
     position: int  # chunk position in its document
     heading: str | None  # section heading kept as context
     page: int | None  # page number (PDF) or None
+    similarity: float = 0.0  # cosine similarity of the chunk to the query (one of the score's inputs)
+    text_match: float = 0.0  # share of the query's IDF weight the chunk contains, 0..1 (another input)
+
+
+def relevance(*, similarity: float, best_similarity: float, text_match: float) -> float:
+    """The calibrated relevance of a passage (see `RELEVANCE_INTERCEPT`): a probability, 0..1."""
+    logit = (
+        RELEVANCE_INTERCEPT
+        + RELEVANCE_SIMILARITY * similarity
+        + RELEVANCE_GAP * (similarity - best_similarity)
+        + RELEVANCE_TEXT * text_match
+    )
+    return 1.0 / (1.0 + math.exp(-logit))
 
 
 # --------------------------------------------------------------------------
@@ -140,8 +172,8 @@ def search(
     query_vector: QueryVector | None = None,
 ) -> list[Passage]:
     """Hybrid retrieval restricted to `bot` (and its tenant): Postgres full-text + vector cosine (exact for a bot
-    up to KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS chunks, pgvector HNSW above),
-    fused by reciprocal-rank fusion (k=60), ordered by fused rank, then cut at min_score on `score`.
+    up to KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS chunks, pgvector HNSW above); every candidate of either
+    ranker gets its calibrated `score` (`relevance`), passages are ordered by it and cut at min_score.
     top_k defaults to bot.retrieval["top_k"], min_score to bot.retrieval["min_score"]. Only chunks of
     documents with status "ready". Embeds the query (local ONNX model by default) unless `query_vector`
     gives its embedding: the vector, or a callable returning it (such as the `result` of a Future
@@ -161,7 +193,7 @@ def search_ranked(
     mode: str = "hybrid",
     query_vector: QueryVector | None = None,
 ) -> list[Passage]:
-    """`search` with a choice of ranker: "hybrid" (the product), or "vector" / "fulltext" alone (for evaluation)."""
+    """`search` with a choice of ranker: "hybrid" (the product), or "rrf", "vector", "fulltext" (for evaluation)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     if bot.tenant_id != tenant.pk:
@@ -171,6 +203,15 @@ def search_ranked(
     min_score = float(min_score if min_score is not None else retrieval.get("min_score", 0.0))
     if top_k < 1:
         raise ValidationError("top_k must be at least 1.", code="invalid_top_k", param="top_k")
+    passages = search_candidates(tenant=tenant, bot=bot, query=query, top_k=top_k, mode=mode, query_vector=query_vector)
+    return [passage for passage in passages if passage.score >= min_score][:top_k]
+
+
+def search_candidates(
+    *, tenant, bot, query: str, top_k: int, mode: str = "hybrid", query_vector: QueryVector | None = None
+) -> list[Passage]:
+    """Every candidate of `search_ranked` (each ranker's best max(KNOWLEDGE_SEARCH_CANDIDATES, top_k)),
+    scored and in its order, before the min_score and top_k cuts (fitting the relevance model reads them)."""
     query = query.strip()
     if not query:
         return []
@@ -184,29 +225,33 @@ def search_ranked(
     with connection.cursor() as cursor:
         rankings = []
         bot_chunks = None
-        if mode in ("hybrid", "fulltext"):
-            text_hits, bot_chunks = _text_hits_sql(cursor, bot=bot, query=query, params=params)
+        text_score, text_total = "0", 0.0
+        if mode in ("hybrid", "rrf", "fulltext"):
+            text_hits, bot_chunks, text_score, text_total = _text_hits_sql(cursor, bot=bot, query=query, params=params)
             if text_hits:
                 rankings.append(f"SELECT id, rank FROM ({text_hits}) AS text_hits")
-        if mode in ("hybrid", "vector"):
+        if mode in ("hybrid", "rrf", "vector"):
             if bot_chunks is None:
                 bot_chunks = _bot_chunk_count(cursor, bot=bot)
             rankings.append(f"SELECT id, rank FROM ({_vector_hits_sql(cursor, bot_chunks, params)}) AS vector_hits")
         if not rankings:
             return []
-        # Every passage is scored by cosine similarity, whichever ranker found it.
+        # Every candidate is scored by cosine similarity and text match, whichever ranker found it.
         vector = _query_embedding(query, query_vector)
         params["vector"] = "[" + ",".join(f"{value:.7g}" for value in vector.tolist()) + "]"
         fused = (
             f"SELECT id, sum(1.0 / ({RRF_K} + rank)) AS fused FROM ({' UNION ALL '.join(rankings)}) AS r GROUP BY id"
         )
-        cursor.execute(sql.PASSAGES.format(ranking=fused), params)
+        cursor.execute(sql.PASSAGES.format(ranking=fused, text_score=text_score), params)
         rows = cursor.fetchall()
+    if not rows:
+        return []
+    best_similarity = max(float(row[8]) for row in rows)
     passages = []
-    for _pk, chunk_id, document_id, title, text, position, heading, page, similarity, _fused in rows:
-        score = min(max(float(similarity), 0.0), 1.0)
-        if score < min_score:
-            continue
+    for _pk, chunk_id, document_id, title, text, position, heading, page, similarity, matched, _fused in rows:
+        similarity = float(similarity)
+        text_match = min(float(matched) / text_total, 1.0) if text_total else 0.0
+        score = relevance(similarity=similarity, best_similarity=best_similarity, text_match=text_match)
         passages.append(
             Passage(
                 chunk_id=chunk_id,
@@ -218,10 +263,13 @@ def search_ranked(
                 position=position,
                 heading=heading,
                 page=page,
+                similarity=round(min(max(similarity, 0.0), 1.0), 6),
+                text_match=round(text_match, 6),
             )
         )
-        if len(passages) == top_k:
-            break
+    if mode == "hybrid":
+        # Python's sort is stable: equal scores keep the fused order.
+        passages.sort(key=lambda passage: -passage.score)
     return passages
 
 
@@ -281,15 +329,16 @@ def _vector_hits_sql(cursor, bot_chunks: int, params: dict) -> str:
     return sql.VECTOR_HITS
 
 
-def _text_hits_sql(cursor, *, bot, query: str, params: dict) -> tuple[str | None, int]:
+def _text_hits_sql(cursor, *, bot, query: str, params: dict) -> tuple[str | None, int, str, float]:
     """Plan the full-text ranker for this query; adds its parameters and returns its SQL (None: no hit
-    possible) and the bot's chunk count, which the same statement reads."""
+    possible), the bot's chunk count, which the same statement reads, the SQL of a chunk's matched IDF
+    weight ("0" when the bot knows none of the query's lexemes) and the query's total weight."""
     cursor.execute(sql.QUERY_LEXEMES, {"query": query, "bot_id": bot.pk})
     frequencies = dict(cursor.fetchall())
     total = frequencies.pop("", 0)
     plan = lexical_plan(frequencies, total) if total else None
     if plan is None:
-        return None, total
+        return None, total, "0", 0.0
     score_terms = []
     for index, (lexeme, weight) in enumerate(plan.weights.items()):
         params[f"text_term_{index}"] = _tsquery_term(lexeme)
@@ -300,7 +349,13 @@ def _text_hits_sql(cursor, *, bot, query: str, params: dict) -> tuple[str | None
     params["text_candidates"] = " | ".join(_tsquery_term(lexeme) for lexeme in plan.candidate_terms)
     params["text_min_score"] = plan.min_score - 1e-9
     params["text_scan_limit"] = TEXT_CANDIDATE_BUDGET
-    return sql.TEXT_HITS.format(score=" + ".join(score_terms)), total
+    score = " + ".join(score_terms)
+    return (
+        sql.TEXT_HITS.format(score=score),
+        total,
+        score.replace("search_vector", "c.search_vector"),
+        sum(plan.weights.values()),
+    )
 
 
 def make_snippet(text: str, limit: int = SNIPPET_CHARS) -> str:

@@ -156,7 +156,9 @@ class PassageSerializer(serializers.Serializer):
     chunk_id = serializers.CharField()
     document_id = serializers.CharField()
     title = serializers.CharField()
-    score = serializers.FloatField(help_text="Cosine similarity of the passage to the query, 0..1.")
+    score = serializers.FloatField(
+        help_text="Calibrated relevance, 0..1: the estimated probability that the passage answers the query."
+    )
     snippet = serializers.CharField()
     text = serializers.CharField()
     position = serializers.IntegerField()
@@ -171,7 +173,7 @@ class SearchResultSerializer(serializers.Serializer):
     object = serializers.CharField(default="knowledge.search_result")
     bot_id = serializers.CharField()
     query = serializers.CharField()
-    data = PassageSerializer(many=True, help_text="Passages ranked best first (reciprocal rank fusion).")
+    data = PassageSerializer(many=True, help_text="Passages ranked best first, by `score`.")
 
 
 # --- curated answers ---------------------------------------------------------------------------

@@ -63,9 +63,13 @@ TEXT_HITS = """
     ) AS matched
 """
 
+# The candidates of both rankers with what the relevance model needs: each one's cosine
+# similarity and the IDF weight of the query's lexemes it contains (`{text_score}`, 0 when
+# the query has no lexeme the bot knows), in the ranking's order (`fused`: reciprocal rank
+# fusion of the rankers given, which the calibrated order replaces for `hybrid`).
 PASSAGES = """
     SELECT c.id, c.public_id, d.public_id, d.title, c.text, c.position, c.heading, c.page,
-           1 - (c.embedding <=> %(vector)s::vector) AS similarity, f.fused
+           1 - (c.embedding <=> %(vector)s::vector) AS similarity, ({text_score}) AS text_score, f.fused
     FROM ({ranking}) AS f
     JOIN knowledge_chunk c ON c.id = f.id
     JOIN knowledge_document d ON d.id = c.document_id

@@ -189,9 +189,10 @@ class KnowledgeSearchView(TenantAPIView):
         operation_id="knowledge_search",
         summary="Search a bot's knowledge (hit testing)",
         description=(
-            "The retrieval the chat engine uses: full-text and vector search over the bot's ready documents, "
-            "fused by reciprocal rank fusion. `score` is the cosine similarity (0..1); passages under the "
-            "bot's `retrieval.min_score` (or the request's `min_score`) are left out."
+            "The retrieval the chat engine uses: full-text and vector search over the bot's ready documents. "
+            "`score` is a calibrated relevance (0..1, the estimated probability that the passage answers the "
+            "query); passages are listed by it, best first, and those under the bot's `retrieval.min_score` "
+            "(or the request's `min_score`) are left out."
         ),
         request=SearchInputSerializer,
         responses={200: SearchResultSerializer},

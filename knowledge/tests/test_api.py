@@ -317,6 +317,23 @@ def test_search_answers_in_the_documented_shape(alice, alice_bot, upload):
     assert "never expire" in passage["snippet"]
 
 
+def test_search_lists_passages_in_the_order_of_the_score_it_shows(alice, alice_bot, upload):
+    upload(alice_bot, "faq.md", documents.FAQ_MARKDOWN)
+    upload(alice_bot, "notes.md", b"# Batteries\n\nCharge the battery fully before the first use.\n\n"
+           b"# Gift wrapping\n\nWe wrap gifts in recycled paper for free.\n")  # fmt: skip
+
+    for query in ("Do gift cards expire?", "Can you wrap a present?", "battery", "opening hours on Sunday"):
+        response = alice.client.post(
+            "/v1/knowledge/search",
+            {"bot_id": alice_bot.public_id, "query": query, "top_k": 10, "min_score": 0},
+            format="json",
+        )
+        assert response.status_code == 200
+        scores = [passage["score"] for passage in response.json()["data"]]
+        assert len(scores) > 1
+        assert scores == sorted(scores, reverse=True), (query, scores)
+
+
 def test_search_validates_its_input(alice, alice_bot):
     response = alice.client.post(
         "/v1/knowledge/search", {"bot_id": alice_bot.public_id, "query": "x", "top_k": 0}, format="json"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from knowledge.models import Chunk
-from knowledge.selectors import Passage, lexical_plan, search, search_ranked
+from knowledge.selectors import Passage, lexical_plan, relevance, search, search_ranked
 
 RECALL_SET = json.loads((Path(__file__).parent / "data" / "recall_set.json").read_text())
 
@@ -20,6 +20,7 @@ def test_passages_carry_the_fields_of_the_contract(alice, alice_bot, add_text):
 
     assert [f.name for f in fields(Passage)] == [
         "chunk_id", "document_id", "title", "text", "snippet", "score", "position", "heading", "page",
+        "similarity", "text_match",
     ]  # fmt: skip
     assert passage.document_id == document.public_id
     assert passage.chunk_id.startswith("chk_")
@@ -31,6 +32,8 @@ def test_passages_carry_the_fields_of_the_contract(alice, alice_bot, add_text):
     assert len(passage.snippet) <= 300 < len(passage.text)
     assert passage.snippet.endswith("…")
     assert 0.3 < passage.score <= 1
+    assert 0.3 < passage.similarity <= 1
+    assert passage.text_match == 1.0  # "gift", "card" and "expir" are all in it
 
 
 def test_top_k_and_min_score_default_to_the_bots_retrieval_settings(alice, alice_bot, add_text):
@@ -296,3 +299,50 @@ def test_the_bots_full_text_statistics_follow_its_chunks(alice, alice_bot, add_t
     total = stats.pop("")
     assert stats == expected
     assert total == Chunk.objects.filter(bot=alice_bot).count() == 1
+
+
+def test_results_are_ordered_by_the_calibrated_score_they_show_and_min_score_cuts_on_it(alice, alice_bot, add_text):
+    for title, text in RECALL_SET["passages"].items():
+        add_text(alice_bot, title, text)
+
+    for item in RECALL_SET["questions"]:
+        passages = search(tenant=alice.tenant, bot=alice_bot, query=item["question"], top_k=10, min_score=0.0)
+        scores = [passage.score for passage in passages]
+        assert scores == sorted(scores, reverse=True), item["question"]
+        assert all(0.0 <= score <= 1.0 for score in scores)
+        # The score is the relevance model of its inputs, not the similarity shown beside it.
+        best = max(passage.similarity for passage in passages)
+        for passage in passages:
+            expected = relevance(similarity=passage.similarity, best_similarity=best, text_match=passage.text_match)
+            assert passage.score == pytest.approx(expected, abs=1e-5)
+
+    query = RECALL_SET["questions"][0]["question"]
+    everything = search(tenant=alice.tenant, bot=alice_bot, query=query, top_k=10, min_score=0.0)
+    cut = everything[2].score
+    kept = search(tenant=alice.tenant, bot=alice_bot, query=query, top_k=10, min_score=cut)
+    assert [p.chunk_id for p in kept] == [p.chunk_id for p in everything if p.score >= cut]
+    assert len(kept) < len(everything)
+
+
+def test_the_relevance_model_rises_with_similarity_and_text_match_and_falls_below_the_best_candidate():
+    best = relevance(similarity=0.7, best_similarity=0.7, text_match=0.5)
+    assert relevance(similarity=0.8, best_similarity=0.8, text_match=0.5) > best
+    assert relevance(similarity=0.7, best_similarity=0.7, text_match=1.0) > best
+    # The same similarity, but another candidate is much closer to the question.
+    assert relevance(similarity=0.7, best_similarity=0.9, text_match=0.5) < best
+    # A weak best candidate stays improbable: the score is a probability, not a rank.
+    assert relevance(similarity=0.2, best_similarity=0.2, text_match=0.0) < 0.1
+    assert 0.0 < relevance(similarity=1.0, best_similarity=1.0, text_match=1.0) < 1.0
+
+
+def test_the_rrf_mode_keeps_the_fused_order_and_shows_the_same_scores(alice, alice_bot, add_text):
+    for title, text in RECALL_SET["passages"].items():
+        add_text(alice_bot, title, text)
+    query = "How long do I have to change my mind and send something back?"
+
+    hybrid = search_ranked(tenant=alice.tenant, bot=alice_bot, query=query, top_k=40, min_score=0.0, mode="hybrid")
+    fused = search_ranked(tenant=alice.tenant, bot=alice_bot, query=query, top_k=40, min_score=0.0, mode="rrf")
+
+    # The same candidates with the same scores; only "hybrid" is ordered by them.
+    assert {p.chunk_id: p.score for p in hybrid} == {p.chunk_id: p.score for p in fused}
+    assert [p.score for p in hybrid] == sorted((p.score for p in fused), reverse=True)
