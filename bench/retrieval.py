@@ -183,6 +183,9 @@ def main() -> int:
     parser.add_argument("--bots-per-class", type=int, default=5, help="bots queried per size class")
     parser.add_argument("--rounds", type=int, default=2, help="times each hybrid query is timed")
     parser.add_argument("--ef-search", default="100,200,400,800", help="hnsw.ef_search values of the sweep")
+    parser.add_argument(
+        "--rerank", default="", help="HNSW candidate counts (beyond ef_search) re-ordered by distance, e.g. 2000,4000"
+    )
     parser.add_argument("--exact-sql-queries", type=int, default=10, help="exact SQL scans timed per size class")
     parser.add_argument("--index-type", choices=["vector", "halfvec"], default="vector")
     parser.add_argument("--m", type=int, default=16)
@@ -661,6 +664,18 @@ def measure(args, dataset: DataSet, report) -> None:
         f"{name} ({len(by_class[name])} bots)" for name in classes))  # fmt: skip
     query_vectors = embedder.embed([query for _, _, query in plan])
 
+    # Chunk id of each row: loaded as row + 1, but a reindexed document's chunks (--writes) got new ids.
+    id_of_row = np.arange(1, len(dataset.texts) + 1)
+    first_row = np.cumsum([0] + [count for _bot, count in dataset.documents])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT substr(d.title, 16)::int, c.position, c.id FROM knowledge_chunk c "
+            "JOIN knowledge_document d ON d.id = c.document_id "
+            "WHERE d.title LIKE 'Bench document %%' AND c.id > %s",
+            [len(dataset.texts)],
+        )
+        for number, position, pk in cursor.fetchall():
+            id_of_row[first_row[number] + position] = pk
     # The exact top 10 of each query in its bot, from the loaded vectors (a bot's queries together).
     exact_ids: list[list[int]] = [[] for _ in plan]
     for bot_index in sorted({bot_index for _, bot_index, _ in plan}):
@@ -674,12 +689,13 @@ def measure(args, dataset: DataSet, report) -> None:
             for column, i in enumerate(block):
                 nearest = np.argpartition(distances[:, column], min(30, len(rows) - 1))[:30]
                 nearest = nearest[np.lexsort((nearest, distances[nearest, column]))][:10]
-                exact_ids[i] = [int(row) + 1 for row in rows[nearest]]
+                exact_ids[i] = [int(id_of_row[row]) for row in rows[nearest]]
 
     for _name, bot_index, query in plan[:10]:  # warm up: model, connection, buffer cache
         search(tenant=tenant, bot=bots[bot_index], query=query, top_k=5)
 
     ef_values = [] if args.no_hnsw else [int(value) for value in args.ef_search.split(",")]
+    rerank_counts = [int(value) for value in args.rerank.split(",")] if args.rerank and ef_values else []
     hnsw = hnsw_sql(args.index_type)
     results: dict[str, dict] = {name: {"recall": {}, "latency": {}} for name in classes}
 
@@ -719,6 +735,18 @@ def measure(args, dataset: DataSet, report) -> None:
             if ef == report["settings"]["hnsw"]["ef_search"]:
                 bot_stats["hnsw_ms"].append(ms)
                 bot_stats["hnsw_recall"].append(len(set(ids) & set(exact)) / 10)
+        # More HNSW candidates than ef_search (the iterative scan goes on searching), re-ordered by distance.
+        for count in rerank_counts:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+                    "set_config('hnsw.ef_search', %s, true), set_config('hnsw.max_scan_tuples', %s, true)",
+                    [str(max(ef_values)), str(max(20_000, 4 * count))],
+                )
+                ids, ms = timed_ids(cursor, hnsw, params | {"candidates": count})
+            key = f"hnsw ef_search={max(ef_values)}, top {count} re-ordered"
+            record(name, "recall", key, len(set(ids) & set(exact)) / 10)
+            record(name, "latency", key + " (SQL)", ms)
         # The exact scan, on a few queries per class (a million-row scan takes seconds).
         if exact_sql_done.get(name, 0) < args.exact_sql_queries:
             exact_sql_done[name] = exact_sql_done.get(name, 0) + 1
@@ -843,7 +871,7 @@ def measure_writes(args, dataset: DataSet, report) -> None:
     tenant = bots[0].tenant
     writes: dict = {"empty_index": report["build"].get("empty_index_write")}
     # Searches of the written bot (bot 0) go on in another thread; their latency before, during each write.
-    queries = [query_from(dataset.texts[row], random.Random(row)) for row in range(0, 40 * 97, 97)]
+    queries = [query_from(dataset.texts[row % len(dataset.texts)], random.Random(row)) for row in range(0, 40 * 97, 97)]
     phase = {"name": "before"}
     samples: dict[str, list[float]] = {}
     stop = threading.Event()
@@ -884,7 +912,7 @@ def measure_writes(args, dataset: DataSet, report) -> None:
             cursor.execute("SELECT pg_relation_filenode('chunk_embedding_hnsw')")
             before = cursor.fetchone()[0]
         phase["name"] = "during a reindex of one document"
-        document = Document.objects.filter(bot=bots[0], status="ready").order_by("pk").first()
+        document = Document.objects.filter(bot=bots[0], title__startswith="Bench document ").order_by("pk").first()
         started = time.perf_counter()
         reindex_document(document, dataset)
         writes["reindex_one_document_seconds"] = round(time.perf_counter() - started, 2)
@@ -910,10 +938,11 @@ def reindex_document(document, dataset: DataSet) -> None:
 
     from bothero.ids import new_public_id
     from knowledge import services
-    from knowledge.models import Chunk, Document
+    from knowledge.models import Document
     from knowledge.services.ingestion import _document_finish
 
-    first = Chunk.objects.filter(document=document).order_by("position").values_list("id", flat=True).first()
+    number = int(document.title.rsplit(" ", 1)[1])  # "Bench document <n>": rows follow the documents' order
+    first = 1 + sum(count for _bot, count in dataset.documents[:number])
     count = document.chunk_count
     claim = new_public_id("bench")
     with transaction.atomic():  # what `document_reindex` writes, without queueing an ingestion task
