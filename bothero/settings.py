@@ -313,7 +313,7 @@ if KNOWLEDGE_CLAIM_STALE_SECONDS < 2 * KNOWLEDGE_CLAIM_HEARTBEAT_SECONDS:
 # the request has answered, so an upload answers at once and "queued" is true.
 KNOWLEDGE_INGEST_IN_THREAD = env.bool("KNOWLEDGE_INGEST_IN_THREAD", default=CELERY_TASK_ALWAYS_EAGER)
 # Retrieval: HNSW search breadth and how many candidates each ranker gives the fusion.
-KNOWLEDGE_HNSW_EF_SEARCH = env.int("KNOWLEDGE_HNSW_EF_SEARCH", default=400)
+KNOWLEDGE_HNSW_EF_SEARCH = env.int("KNOWLEDGE_HNSW_EF_SEARCH", default=1000)
 KNOWLEDGE_SEARCH_CANDIDATES = env.int("KNOWLEDGE_SEARCH_CANDIDATES", default=20)
 # A bot with at most this many chunks is searched exactly (its rows through the bot_id index, no HNSW):
 # recall 1.0, and faster than a filtered HNSW walk below this size (bench/retrieval.py measures it).
