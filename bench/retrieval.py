@@ -186,6 +186,7 @@ def main() -> int:
     parser.add_argument(
         "--rerank", default="", help="HNSW candidate counts (beyond ef_search) re-ordered by distance, e.g. 2000,4000"
     )
+    parser.add_argument("--warm", type=int, default=0, help="HNSW searches of other vectors before measuring")
     parser.add_argument("--exact-sql-queries", type=int, default=10, help="exact SQL scans timed per size class")
     parser.add_argument("--index-type", choices=["vector", "halfvec"], default="vector")
     parser.add_argument("--m", type=int, default=16)
@@ -707,6 +708,25 @@ def measure(args, dataset: DataSet, report) -> None:
 
     def record(name, kind, key, value):
         results[name][kind].setdefault(key, []).append(value)
+
+    if args.warm and ef_values:
+        # Searches for other vectors first, so the HNSW graph's pages are in shared buffers as on a
+        # server that has been answering for a while (no pg_prewarm in the embedded PostgreSQL).
+        started = time.perf_counter()
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+                "set_config('hnsw.ef_search', %s, true)",
+                [str(max(ef_values))],
+            )
+            for row in np.random.default_rng(1).integers(0, len(dataset.texts), args.warm):
+                bot = bots[dataset.bot_of_row[row]]
+                cursor.execute(
+                    f"SELECT count(*) FROM ({hnsw}) AS hits",
+                    {"bot_id": bot.pk, "candidates": 20, "vector": vector_literal(dataset.vectors[row])},
+                )
+        report["warm_up"] = {"hnsw_searches": args.warm, "seconds": round(time.perf_counter() - started, 1)}
+        print(f"Warm-up: {report['warm_up']}")
 
     exact_sql_done: dict[str, int] = {}
     per_bot: dict[int, dict] = {}
