@@ -26,7 +26,6 @@ from analytics.serializers import (
 from analytics.usage import tenant_usage_get
 from bothero.api.pagination import decode_cursor, encode_cursor, list_body, paginate_queryset
 from bothero.api.views import TenantAPIView
-from bots.selectors import bot_get
 
 
 class CSVRenderer(BaseRenderer):
@@ -76,7 +75,7 @@ class AnalyticsView(TenantAPIView):
         query = serializer_class(data=self.request.query_params.dict())
         query.is_valid(raise_exception=True)
         params = query.validated_data
-        bot = bot_get(tenant=self.tenant, public_id=params["bot_id"]) if params.get("bot_id") else None
+        bot = self.tenant_bot(params["bot_id"]) if params.get("bot_id") else None
         return params, bot
 
 

@@ -69,6 +69,8 @@ ROOT_URLCONF = "bothero.urls"
 ASGI_APPLICATION = "bothero.asgi.application"
 WSGI_APPLICATION = "bothero.wsgi.application"
 APPEND_SLASH = False
+# A failed CSRF check (only the admin's forms have one) answers the error envelope, not an HTML page.
+CSRF_FAILURE_VIEW = "bothero.api.errors.csrf_failure"
 
 TEMPLATES = [
     {

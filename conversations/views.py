@@ -22,7 +22,7 @@ from accounts.services import publishable_key_not_allowed
 from bothero.api.pagination import list_body, paginate_queryset
 from bothero.api.views import TenantAPIView, TenantViewSet
 from bothero.errors import ApplicationError
-from bots.selectors import bot_get, bot_list
+from bots.selectors import bot_list
 from conversations import handoff, selectors, services, streaming
 from conversations.models import Conversation
 from conversations.serializers import (
@@ -245,7 +245,7 @@ class ModelListView(TenantAPIView):
 class ModelDetailView(TenantAPIView):
     @extend_schema(operation_id="models_retrieve", summary="Get a bot as a model", responses=ModelObjectSerializer)
     def get(self, request, id):
-        return Response(_model_object(bot_get(tenant=self.tenant, public_id=id)))
+        return Response(_model_object(self.tenant_bot(id, param="id")))
 
 
 class ConversationViewSet(mixins.ListModelMixin, TenantViewSet):

@@ -13,7 +13,6 @@ from rest_framework.response import Response
 
 from bothero.api.views import TenantAPIView, TenantViewSet
 from bothero.errors import ApplicationError, ValidationError
-from bots.selectors import bot_get
 from knowledge import answer_selectors, selectors, services, source_selectors
 from knowledge.models import CuratedAnswer, Document, WebsiteSource
 from knowledge.serializers import (
@@ -79,7 +78,7 @@ class KnowledgeUploadView(TenantAPIView):
         elif "url" in request.data:
             data = UrlUploadSerializer(data=request.data)
             data.is_valid(raise_exception=True)
-            bot = bot_get(tenant=self.tenant, public_id=data.validated_data["bot_id"])
+            bot = self.tenant_bot(data.validated_data["bot_id"])
             document = services.document_create_from_url(
                 tenant=self.tenant,
                 bot=bot,
@@ -90,7 +89,7 @@ class KnowledgeUploadView(TenantAPIView):
         elif "text" in request.data:
             data = TextUploadSerializer(data=request.data)
             data.is_valid(raise_exception=True)
-            bot = bot_get(tenant=self.tenant, public_id=data.validated_data["bot_id"])
+            bot = self.tenant_bot(data.validated_data["bot_id"])
             document = services.document_create_from_text(
                 tenant=self.tenant,
                 bot=bot,
@@ -118,7 +117,7 @@ class KnowledgeUploadView(TenantAPIView):
                 param="file",
                 status_code=413,
             )
-        bot = bot_get(tenant=self.tenant, public_id=data.validated_data["bot_id"])
+        bot = self.tenant_bot(data.validated_data["bot_id"])
         return services.document_create_from_file(
             tenant=self.tenant,
             bot=bot,
@@ -141,7 +140,7 @@ class DocumentViewSet(mixins.ListModelMixin, TenantViewSet):
         query = DocumentListQuerySerializer(data=self.request.query_params.dict())
         query.is_valid(raise_exception=True)
         bot_id = query.validated_data.get("bot_id")
-        bot = bot_get(tenant=tenant, public_id=bot_id) if bot_id else None
+        bot = self.tenant_bot(bot_id) if bot_id else None
         return selectors.document_list(tenant=tenant, bot=bot, status=query.validated_data.get("status"))
 
     @extend_schema(
@@ -200,7 +199,7 @@ class KnowledgeSearchView(TenantAPIView):
     def post(self, request):
         data = SearchInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        bot = bot_get(tenant=self.tenant, public_id=data.validated_data["bot_id"])
+        bot = self.tenant_bot(data.validated_data["bot_id"])
         passages = selectors.search(
             tenant=self.tenant,
             bot=bot,
@@ -262,7 +261,7 @@ class CuratedAnswerViewSet(mixins.ListModelMixin, TenantViewSet):
         query = CuratedAnswerListQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         bot_id = query.validated_data.get("bot_id")
-        bot = bot_get(tenant=self.tenant, public_id=bot_id) if bot_id else None
+        bot = self.tenant_bot(bot_id) if bot_id else None
         page = self.paginate_queryset(answer_selectors.curated_answer_list(tenant=self.tenant, bot=bot))
         return self.get_paginated_response(CuratedAnswerSerializer(page, many=True).data)
 
@@ -305,7 +304,7 @@ class CuratedAnswerViewSet(mixins.ListModelMixin, TenantViewSet):
         else:
             curated = services.curated_answer_create(
                 tenant=self.tenant,
-                bot=bot_get(tenant=self.tenant, public_id=params["bot_id"]),
+                bot=self.tenant_bot(params["bot_id"]),
                 question=params["question"],
                 variants=params["variants"],
                 answer=params["answer"],
@@ -392,7 +391,7 @@ class WebsiteSourceViewSet(mixins.ListModelMixin, TenantViewSet):
         query = WebsiteSourceListQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         bot_id = query.validated_data.get("bot_id")
-        bot = bot_get(tenant=self.tenant, public_id=bot_id) if bot_id else None
+        bot = self.tenant_bot(bot_id) if bot_id else None
         page = self.paginate_queryset(source_selectors.website_source_list(tenant=self.tenant, bot=bot))
         return self.get_paginated_response(WebsiteSourceSerializer(page, many=True).data)
 
@@ -427,7 +426,7 @@ class WebsiteSourceViewSet(mixins.ListModelMixin, TenantViewSet):
         data = WebsiteSourceCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         params = dict(data.validated_data)
-        bot = bot_get(tenant=self.tenant, public_id=params.pop("bot_id"))
+        bot = self.tenant_bot(params.pop("bot_id"))
         source = services.website_source_create(tenant=self.tenant, bot=bot, **params)
         return Response(WebsiteSourceSerializer(source).data, status=status.HTTP_202_ACCEPTED)
 

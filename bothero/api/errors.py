@@ -12,6 +12,7 @@ from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOper
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from psycopg_pool import PoolTimeout
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.views import set_rollback
@@ -140,9 +141,19 @@ def handler404(request, exception=None):
     return error_response(404, code="not_found", message=f"No route for {request.method} {request.path}.")
 
 
+@csrf_exempt
 def route_not_found(request, *args, **kwargs):
-    """The last URL pattern: unknown paths answer the envelope even with DEBUG on (no HTML debug page)."""
+    """The last URL pattern: unknown paths answer the envelope even with DEBUG on (no HTML debug page).
+
+    Exempt from CSRF: a POST to an unknown path (`POST /v1/webhooks/`, a trailing slash) is a 404 in the
+    envelope, not Django's HTML "CSRF verification failed" page.
+    """
     return handler404(request)
+
+
+def csrf_failure(request, reason=""):
+    """CSRF_FAILURE_VIEW: the envelope, not Django's HTML page (the admin is the only view that checks CSRF)."""
+    return error_response(403, code="csrf_failed", message=f"CSRF verification failed: {reason}")
 
 
 def database_unavailable_response():

@@ -1,8 +1,14 @@
-"""Base classes for every tenant-scoped endpoint: the one tenant guard.
+"""Base classes for every tenant-scoped endpoint: the one tenant guard (after PostHog's routing.py).
 
 Subclasses implement `safely_get_queryset(tenant)`; `get_queryset` and
 `get_object` always go through it, so an endpoint cannot forget the tenant
 filter, and another tenant's id is a 404 like an id that does not exist.
+Overriding `get_queryset`, `get_object`, `get_permissions` or
+`get_authenticators` in a subclass fails at import (`__init_subclass__`); the
+one escape hatch is named to be seen in review: `dangerously_get_queryset`.
+A bot named by id in a body or query is looked up with `self.tenant_bot(...)`
+(404 `bot_not_found` for another tenant's bot). `bothero/tests/test_tenant_isolation.py`
+walks every URL pattern with another tenant's ids.
 """
 
 from rest_framework import viewsets
@@ -10,6 +16,15 @@ from rest_framework.views import APIView
 
 from bothero.errors import NotFoundError
 from bothero.idempotency import idempotency_begin, idempotency_complete
+from bots.selectors import bot_get
+
+# What a tenant-scoped view may not override, and what to do instead.
+PROTECTED_METHODS = {
+    "get_queryset": "implement safely_get_queryset(tenant) (or, reviewed, dangerously_get_queryset)",
+    "get_object": "it looks up safely_get_queryset(tenant) by public id; set lookup_url_kwarg",
+    "get_permissions": "add to permission_classes",
+    "get_authenticators": "add to authentication_classes",
+}
 
 
 class _ReplayResponse(Exception):
@@ -51,10 +66,25 @@ class IdempotentPostMixin:
         return response
 
 
+def _guard(method):
+    method.tenant_guard = True
+    return method
+
+
 class TenantMixin:
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for method, instead in PROTECTED_METHODS.items():
+            if method in cls.__dict__ and not getattr(cls.__dict__[method], "tenant_guard", False):
+                raise TypeError(f"{cls.__qualname__}.{method} bypasses the tenant guard: {instead}.")
+
     @property
     def tenant(self):
         return self.request.user.tenant
+
+    def tenant_bot(self, public_id: str, *, param: str = "bot_id"):
+        """The tenant's bot with this id; another tenant's (or none) is 404 `bot_not_found` on `param`."""
+        return bot_get(tenant=self.tenant, public_id=public_id, param=param)
 
     @property
     def publishable_key(self):
@@ -77,11 +107,21 @@ class TenantViewSet(IdempotentPostMixin, TenantMixin, viewsets.GenericViewSet):
     def safely_get_queryset(self, tenant):
         raise NotImplementedError
 
+    def dangerously_get_queryset(self):
+        """WARNING: bypasses the tenant filter. Only for a view whose rows are not the tenant's (none yet)."""
+        raise NotImplementedError
+
+    @_guard
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return self.queryset
+        try:
+            return self.dangerously_get_queryset()
+        except NotImplementedError:
+            pass
         return self.safely_get_queryset(self.tenant)
 
+    @_guard
     def get_object(self):
         public_id = self.kwargs[self.lookup_url_kwarg]
         try:
