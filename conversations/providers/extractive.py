@@ -54,12 +54,32 @@ MAX_SENTENCES = 2  # sentences of the best one's paragraph quoted for how well t
 EXTRA_SENTENCE_MARGIN = 0.1  # ...when this close to the best
 ANSWER_WORDS = 150  # the paragraphs after the best sentence's are quoted up to this many words in all
 # Evidence a sentence must show to be quoted at all.
-MIN_SEMANTIC = 0.30
+MIN_SEMANTIC = 0.40
 MIN_LEXICAL = 0.5
+MIN_TYPED_SEMANTIC = 0.25  # when the sentence holds the kind of answer asked for (see ANSWER_TYPES)
 MIN_FOLLOW_UP_SEMANTIC = 0.40  # for a follow-up: with the question it continues...
 MIN_FOLLOW_UP_OWN_SEMANTIC = 0.15  # ...and alone
 
 _DELTA = re.compile(r"\s*\S+")
+
+_PHONE = re.compile(r"\+?\d[\d ().-]{5,}\d")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.\w[\w.]*")
+_AMOUNT = re.compile(r"[$€£]\s?\d|\d\s?(?:usd|eur|gbp|dollars?|euros?|pounds?)\b", re.IGNORECASE)
+#: A question asking for a kind of answer (its words), and what such an answer looks like in a sentence:
+#: "What's your phone number?" is answered by the sentence holding one, whatever its words.
+ANSWER_TYPES = (
+    (re.compile(r"\b(?:phone|telephone|call|ring|contact|reach)\b", re.IGNORECASE), (_PHONE, _EMAIL)),
+    (re.compile(r"\b(?:e-?mail|contact|reach|write)\b", re.IGNORECASE), (_EMAIL,)),
+    (re.compile(r"\b(?:price|prices|cost|costs|much|fee|fees|charge|pay)\b", re.IGNORECASE), (_AMOUNT,)),
+)
+
+
+def answer_type_found(question: str, sentence: str) -> bool:
+    """Whether `question` asks for a kind of answer (a phone number, an email, an amount) that `sentence` holds."""
+    return any(
+        asks.search(question) and any(pattern.search(sentence) for pattern in patterns)
+        for asks, patterns in ANSWER_TYPES
+    )
 
 
 @dataclass(frozen=True)
@@ -72,6 +92,7 @@ class ScoredSentence:
     score: float
     own_lexical: float  # the same, for the question's own words and the question alone (= the above
     own_semantic: float  # for a standalone question)
+    answer_type: bool = False  # the question asks for a kind of answer (a phone number…) the sentence holds
 
     @property
     def has_evidence(self) -> bool:
@@ -79,6 +100,8 @@ class ScoredSentence:
         # A follow-up ("can I choose my own hours for it?") may say little by itself: it is evidence enough
         # when it still points the same way and the two questions together are clearly answered.
         if self.own_semantic >= MIN_SEMANTIC or self.own_lexical >= MIN_LEXICAL:
+            return True
+        if self.answer_type and self.own_semantic >= MIN_TYPED_SEMANTIC:
             return True
         return self.semantic >= MIN_FOLLOW_UP_SEMANTIC and self.own_semantic >= MIN_FOLLOW_UP_OWN_SEMANTIC
 
@@ -176,8 +199,11 @@ def score_sentences(
             + PASSAGE_WEIGHT * float(passages[p_index].score)
             + (FIRST_SENTENCE_BONUS if s_index == 0 else 0.0)
         )
+        typed = answer_type_found(query, sentence)
         scored.append(
-            ScoredSentence(sentence, p_index, s_index, lexical, semantic, score, own_lexical, float(own_similarity))
+            ScoredSentence(
+                sentence, p_index, s_index, lexical, semantic, score, own_lexical, float(own_similarity), typed
+            )
         )
     scored.sort(key=lambda item: (-item.score, item.passage, item.position))
     return scored
