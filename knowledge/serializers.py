@@ -137,6 +137,12 @@ class DocumentUploadSerializer(DocumentSerializer):
         return bool(getattr(obj, "duplicate", False))
 
 
+class DocumentDeletedSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField(default="document")
+    deleted = serializers.BooleanField(default=True)
+
+
 class DocumentListQuerySerializer(serializers.Serializer):
     bot_id = serializers.CharField(required=False, max_length=64)
     status = serializers.ChoiceField(choices=Document.Status.choices, required=False)

@@ -21,6 +21,7 @@ from knowledge.serializers import (
     CuratedAnswerListQuerySerializer,
     CuratedAnswerSerializer,
     CuratedAnswerUpdateSerializer,
+    DocumentDeletedSerializer,
     DocumentListQuerySerializer,
     DocumentSerializer,
     DocumentUploadSerializer,
@@ -161,12 +162,15 @@ class DocumentViewSet(mixins.ListModelMixin, TenantViewSet):
     @extend_schema(
         operation_id="knowledge_documents_delete",
         summary="Delete a document",
-        description="Deletes the document, its chunks and its stored file.",
-        responses={204: None},
+        description="Deletes the document, its chunks and its stored file. Answers `{id, object, deleted: true}`, "
+        "as every DELETE of an object does.",
+        responses={200: DocumentDeletedSerializer},
     )
     def destroy(self, request, id):
-        services.document_delete(document=self.get_object())
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        document = self.get_object()
+        public_id = document.public_id
+        services.document_delete(document=document)
+        return Response({"id": public_id, "object": "document", "deleted": True})
 
     @extend_schema(
         operation_id="knowledge_documents_reindex",
@@ -218,7 +222,7 @@ class DocumentDeleteViewSet(DocumentViewSet):
         operation_id="knowledge_delete",
         summary="Delete a document",
         description="Deletes the document, its chunks and its stored file. Same as `DELETE /v1/knowledge/documents/{id}`.",
-        responses={204: None},
+        responses={200: DocumentDeletedSerializer},
     )
     def destroy(self, request, id):
         return super().destroy(request, id)

@@ -230,7 +230,9 @@ def test_deleting_a_document_removes_its_chunks_and_its_file(alice, alice_bot, u
 
     response = alice.client.delete(f"/v1/knowledge/{document_id}")
 
-    assert response.status_code == 204
+    # Like every DELETE of an object (bots, webhooks, conversations): 200 with the deleted object's id.
+    assert response.status_code == 200
+    assert response.json() == {"id": document_id, "object": "document", "deleted": True}
     assert not Document.objects.filter(public_id=document_id).exists()
     assert not Chunk.objects.filter(document_id=document.pk).exists()
     assert alice.client.get(f"/v1/knowledge/documents/{document_id}").status_code == 404
@@ -246,7 +248,8 @@ def test_the_stored_file_is_removed_after_the_delete_commits(
     with django_capture_on_commit_callbacks(execute=True):
         response = alice.client.delete(f"/v1/knowledge/documents/{document_id}")
 
-    assert response.status_code == 204
+    assert response.status_code == 200
+    assert response.json() == {"id": document_id, "object": "document", "deleted": True}
     assert not stored.exists()
     assert not stored.parent.exists()
 
