@@ -171,7 +171,8 @@ def _record_attempt(
     if result.succeeded:
         status, next_attempt_at = Delivery.Status.SUCCEEDED, None
     else:
-        delay = None if gone else retry_delay(number=number, result=result, now=now)
+        # A permanent failure (refused address, 404, 410, ...) is not retried on the schedule.
+        delay = None if result.permanent else retry_delay(number=number, result=result, now=now)
         if delay is None:
             status, next_attempt_at = Delivery.Status.FAILED, None
         else:

@@ -128,19 +128,38 @@ def _get_transport() -> _CheckedTransport:
         return _transport
 
 
+# 4xx answers that a later attempt may not get: the receiver's credentials or state may be fixed
+# within the retry schedule, or it asks us to wait. Every other 4xx is final for this delivery.
+RETRYABLE_CLIENT_ERRORS = frozenset({401, 403, 408, 409, 425, 429})
+
+
 @dataclass
 class PostResult:
-    """What happened to one POST: a response (any status), or an error before one arrived."""
+    """What happened to one POST: a response (any status), or an error before one arrived.
+
+    `permanent` says that sending the same request again cannot succeed (as in healthchecks'
+    `TransportError(permanent=...)`): the address is refused by the SSRF guard, or the receiver
+    answered a 4xx that is not in RETRYABLE_CLIENT_ERRORS (404, 410, 400, 422, ...). The delivery
+    then fails at once instead of going through the whole retry schedule.
+    """
 
     status_code: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
     body: str = ""
     error: str = ""
     duration_ms: int = 0
+    blocked: bool = False
 
     @property
     def succeeded(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
+
+    @property
+    def permanent(self) -> bool:
+        if self.blocked:
+            return True
+        code = self.status_code
+        return code is not None and 400 <= code < 500 and code not in RETRYABLE_CLIENT_ERRORS
 
 
 def post(*, url: str, body: bytes, headers: dict[str, str], timeout: float, allow_private: bool) -> PostResult:
@@ -149,7 +168,7 @@ def post(*, url: str, body: bytes, headers: dict[str, str], timeout: float, allo
     try:
         host, addresses = resolve_checked(url, allow_private=allow_private)
     except BlockedAddressError as exc:
-        return PostResult(error=f"Not sent: {exc}", duration_ms=_elapsed_ms(started))
+        return PostResult(error=f"Not sent: {exc}", duration_ms=_elapsed_ms(started), blocked=True)
     _request_state.addresses = {host: addresses}
     _request_state.deadline = started + timeout
     request = httpx.Request(

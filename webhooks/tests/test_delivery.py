@@ -14,6 +14,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from bothero.celery import app as celery_app
 from bothero.testing.factories import DeliveryFactory
+from webhooks import transport
 from webhooks.attempt import delivery_attempt_first, webhook_delivery_send
 from webhooks.dispatch import event_dispatch, events_dispatch
 from webhooks.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
@@ -92,8 +93,8 @@ def test_any_2xx_is_success(alice, alice_endpoint, receiver, emit, status):
     assert (delivery.status, delivery.last_response_code, delivery.next_attempt_at) == ("succeeded", status, None)
 
 
-@pytest.mark.parametrize("status", [400, 401, 404, 409, 422, 500, 502, 504])
-def test_any_other_status_is_retried_on_the_schedule(alice, alice_endpoint, receiver, emit, status):
+@pytest.mark.parametrize("status", [401, 403, 408, 409, 500, 502, 504])
+def test_a_transient_failure_is_retried_on_the_schedule(alice, alice_endpoint, receiver, emit, status):
     receiver.reply_with(Reply(status=status, body=b"nope"))
     before = timezone.now()
     emit(alice.tenant)
@@ -440,9 +441,38 @@ def test_an_address_blocked_at_delivery_time_is_never_contacted(alice, alice_end
     time.sleep(0.2)
     assert receiver.requests == []
     delivery = the_delivery(alice_endpoint)
-    assert delivery.status == "pending"
+    # Permanent: retrying a refused address through the whole schedule cannot succeed.
+    assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == ("failed", 1, None)
     assert delivery.last_error.startswith("Not sent:")
     assert DeliveryAttempt.objects.get(delivery=delivery).outcome == "failed"
+
+
+@pytest.mark.parametrize("status", [400, 404, 405, 413, 422])
+def test_a_permanent_client_error_fails_the_delivery_at_once(alice, alice_endpoint, receiver, emit, status):
+    receiver.reply_with(Reply(status=status, body=b"no such hook"))
+    emit(alice.tenant)
+    delivery = the_delivery(alice_endpoint)
+    assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == ("failed", 1, None)
+    assert delivery.last_response_code == status
+    alice_endpoint.refresh_from_db()
+    # Only 410 disables the endpoint; a 404 fails this delivery, and the next event is tried again.
+    assert alice_endpoint.enabled is True
+    assert alice_endpoint.failing_since is not None
+
+
+@pytest.mark.parametrize(
+    ("result", "permanent"),
+    [
+        (transport.PostResult(status_code=404), True),
+        (transport.PostResult(status_code=410), True),
+        (transport.PostResult(status_code=429), False),
+        (transport.PostResult(status_code=503), False),
+        (transport.PostResult(error="Timed out after 10 s."), False),
+        (transport.PostResult(error="Not sent: refused", blocked=True), True),
+    ],
+)
+def test_permanent_is_a_property_of_the_transport_result(result, permanent):
+    assert result.permanent is permanent
 
 
 def test_the_beat_schedule_runs_the_sweep_on_the_webhooks_queue(settings):
