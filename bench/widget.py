@@ -113,6 +113,7 @@ def start_api(database_url: str, llm_base_url: str) -> tuple[subprocess.Popen, s
         LLM_BASE_URL=llm_base_url,
         LLM_API_KEY="sk-bench",
         LLM_MAX_RETRIES="0",
+        LOG_LEVEL="WARNING",  # not a line per call to the model
     )
     bin_dir = Path(sys.executable).parent
     proc = subprocess.Popen(
