@@ -18,7 +18,7 @@ from accounts.serializers import (
     TokenResponseSerializer,
     token_exchange_input,
 )
-from bothero.api.views import TenantAPIView, TenantViewSet
+from bothero.api.views import MANAGER_PERMISSIONS, TenantAPIView, TenantViewSet
 from bothero.errors import ValidationError
 
 
@@ -115,6 +115,10 @@ class RevokeView(TenantAPIView):
 
 class ApiKeyViewSet(mixins.ListModelMixin, TenantViewSet):
     """The tenant's API keys. A key is shown once, when it is created; only its hash is stored."""
+
+    permission_classes = MANAGER_PERMISSIONS
+    # Listing keys shows who can reach the API: owners and admins only, like managing them.
+    reading_needs_admin = True
 
     # The create response holds the plaintext key: an Idempotency-Key must not keep a copy of it.
     idempotency_keeps_success_body = False

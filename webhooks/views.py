@@ -3,7 +3,7 @@ from rest_framework import mixins, status
 from rest_framework.response import Response
 
 from bothero.api.pagination import list_body
-from bothero.api.views import TenantAPIView, TenantViewSet
+from bothero.api.views import MANAGER_PERMISSIONS, TenantAPIView, TenantViewSet
 from bothero.errors import ValidationError
 from webhooks import selectors, services
 from webhooks.event_types import EVENT_TYPES
@@ -24,6 +24,7 @@ DELIVERY_ID = OpenApiParameter("delivery_id", str, OpenApiParameter.PATH, descri
 
 
 class WebhookEndpointViewSet(mixins.ListModelMixin, TenantViewSet):
+    permission_classes = MANAGER_PERMISSIONS
     serializer_class = WebhookEndpointSerializer
     queryset = WebhookEndpoint.objects.none()
     not_found_code = "webhook_not_found"
@@ -113,6 +114,8 @@ class WebhookEndpointViewSet(mixins.ListModelMixin, TenantViewSet):
 
 class WebhookDeliveryViewSet(mixins.ListModelMixin, TenantViewSet):
     """The delivery log of one of the tenant's endpoints."""
+
+    permission_classes = MANAGER_PERMISSIONS
 
     serializer_class = WebhookDeliverySerializer
     queryset = Delivery.objects.none()

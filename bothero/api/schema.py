@@ -82,7 +82,8 @@ AUTHENTICATED_ERRORS = {
     "Sent with `WWW-Authenticate: Bearer`.",
     "403": "`plan_upgrade_required` (plan below Legend), `tenant_suspended`, or `plan_limit_reached`; with a "
     "publishable key (`pk_live_`): `publishable_key_not_allowed` (not an endpoint of the chat widget), "
-    "`origin_not_allowed`, `identity_verification_required`, `invalid_user_hash`, `identity_verification_off`.",
+    "`origin_not_allowed`, `identity_verification_required`, `invalid_user_hash`, `identity_verification_off`; "
+    "`role_required` (managing API keys or webhooks with a member's access token).",
     "429": "Rate limit exceeded (`rate_limit_exceeded`); see `Retry-After`.",
     "500": "Server error (`internal_error`); quote the request id.",
     "503": "A dependency (the database, Redis) is unavailable (`service_unavailable`); see `Retry-After`.",

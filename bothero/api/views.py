@@ -12,8 +12,10 @@ walks every URL pattern with another tenant's ids.
 """
 
 from rest_framework import viewsets
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from bothero.api.permissions import ManagesTenant
 from bothero.errors import NotFoundError
 from bothero.idempotency import idempotency_begin, idempotency_complete
 from bots.selectors import bot_get
@@ -91,6 +93,10 @@ class TenantMixin:
         """The publishable key behind this request (it narrows what the view may show), or None."""
         key = getattr(self.request.user, "api_key", None)
         return key if key is not None and key.is_publishable else None
+
+
+# The views that manage API keys and webhooks: the pipeline every view runs, then the role check.
+MANAGER_PERMISSIONS = [*api_settings.DEFAULT_PERMISSION_CLASSES, ManagesTenant]
 
 
 class TenantAPIView(IdempotentPostMixin, TenantMixin, APIView):
