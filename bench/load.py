@@ -111,7 +111,7 @@ class LoadClient:
             action = self.rng.choices(actions, weights)[0]
             try:
                 await getattr(self, action)()
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, ValueError, KeyError) as exc:  # a cut stream, a body that is not JSON
                 self.stats.record(action, 599, 0.0, repr(exc))
             await asyncio.sleep(self.rng.uniform(0, think))
 
@@ -132,7 +132,9 @@ class LoadClient:
         async with self.http.stream("POST", "/v1/chat/completions", json=body, headers=self.headers) as response:
             status, event, detail = response.status_code, None, ""
             async for line in response.aiter_lines():
-                if line.startswith("event: "):
+                if status >= 300:
+                    detail += line  # an error envelope, not a stream
+                elif line.startswith("event: "):
                     event = line[7:]
                     if event == "error":
                         status = 590  # an error event inside a 200 stream
@@ -140,8 +142,6 @@ class LoadClient:
                     self.conversation_id = json.loads(line[6:])["conversation_id"]
                 elif line.startswith("data: ") and event == "error":
                     detail = line
-            if status >= 300 and not detail:
-                detail = (await response.aread()).decode(errors="replace")
         self.stats.record("POST /v1/chat/completions (stream)", status, time.perf_counter() - started, detail)
 
     async def read(self) -> None:
