@@ -501,14 +501,17 @@ def usage_increment_ctes(
     now = now or timezone.now()
     values = [messages, api_requests, prompt_tokens, completion_tokens]
     ctes = []
-    for name, model, key, period in (
-        ("usage", UsageCounter, "period_start", current_period_start(now)),
-        ("usage_day", UsageDay, "day", now.date()),
+    for name, model, key, period, source in (
+        ("usage", UsageCounter, "period_start", current_period_start(now), ""),
+        # Selecting from `usage` makes PostgreSQL lock the month's row before the day's in every statement;
+        # a CTE the main query does not read runs at the end, in an order of its own, and two chats of one
+        # tenant (one locking the month then the day, the other the reverse) deadlocked.
+        ("usage_day", UsageDay, "day", now.date(), " FROM usage"),
     ):
         table = model._meta.db_table
         sql = f"""
             INSERT INTO {table} (tenant_id, {key}, messages, api_requests, prompt_tokens, completion_tokens)
-            VALUES (%s, %s, GREATEST(%s, 0), %s, %s, %s)
+            SELECT %s, %s::date, GREATEST(%s, 0), %s, %s, %s{source}
             ON CONFLICT (tenant_id, {key}) DO UPDATE SET
                 messages = GREATEST({table}.messages + %s, 0),
                 api_requests = {table}.api_requests + EXCLUDED.api_requests,
