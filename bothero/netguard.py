@@ -116,16 +116,21 @@ class FetchedURL:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+def _embedded_ipv4(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one wraps (mapped, 6to4 or NAT64): connecting to it reaches that address."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return None
+    embedded = ip.ipv4_mapped or ip.sixtofour
+    if embedded is None and ip in _NAT64:
+        embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return embedded
+
+
 def is_public_address(address: str) -> bool:
     """True if ``address`` (IPv4 or IPv6, scope id allowed) is a public unicast address."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address):
-        # An IPv6 address wrapping an IPv4 one reaches that IPv4 address.
-        embedded = ip.ipv4_mapped or ip.sixtofour
-        if embedded is None and ip in _NAT64:
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if embedded is not None:
-            return is_public_address(str(embedded))
+    if embedded := _embedded_ipv4(ip):
+        return is_public_address(str(embedded))
     if any(ip in network for network in _BLOCKED_NETWORKS if network.version == ip.version):
         return False
     return ip.is_global and not (
@@ -145,12 +150,8 @@ def private_urls_hint(allow_private: bool) -> str:
 def is_always_blocked(address: str) -> bool:
     """True for link-local and cloud-metadata addresses (also wrapped in IPv6), refused whatever the settings."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour
-        if embedded is None and ip in _NAT64:
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if embedded is not None:
-            return is_always_blocked(str(embedded))
+    if embedded := _embedded_ipv4(ip):
+        return is_always_blocked(str(embedded))
     return any(ip in network for network in _ALWAYS_BLOCKED_NETWORKS if network.version == ip.version)
 
 
