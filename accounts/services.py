@@ -478,7 +478,9 @@ def usage_increment(
         completion_tokens=completion_tokens,
         api_requests=api_requests,
     )
-    sql = "WITH " + ", ".join(f"{name} AS ({cte})" for name, cte, _ in ctes) + " SELECT messages FROM usage"
+    # The month's row, then today's, as every statement that counts usage (`conversations.sql.USAGE_FIRST`).
+    results = "(SELECT messages FROM usage), (SELECT messages FROM usage_day)"
+    sql = "WITH " + ", ".join(f"{name} AS ({cte})" for name, cte, _ in ctes) + " SELECT " + results
     with connection.cursor() as cursor:
         cursor.execute(sql, [param for _, _, params in ctes for param in params])
         return cursor.fetchone()[0]

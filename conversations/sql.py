@@ -24,6 +24,12 @@ from conversations.models import Conversation, Message
 from webhooks.services import event_emit_ctes, event_inserted
 
 CONVERSATION = Conversation._meta.db_table
+# Every statement that counts usage takes the tenant's month row, then today's row, before any other row:
+# a CTE runs when the result first reads it, and one no result reads runs at the end, in an order PostgreSQL
+# does not promise. The assistant's statement read neither, so it could hold today's row while waiting for the
+# month's, which a customer's message held while waiting for today's: a deadlock, and a stream cut when its
+# answer was stored (bench/load.py, 2 of 225 streams at 20 clients).
+USAGE_FIRST = ("(SELECT messages FROM usage)", "(SELECT messages FROM usage_day)")
 
 
 def _insert_sql(instance: Model, *, computed: dict[str, str] | None = None) -> tuple[str, list]:
@@ -109,8 +115,8 @@ def user_message_insert(
     if new:
         events.insert(0, ("conversation.created", conversation_event_data(conversation)))
     dispatches = _with_events(ctes, tenant_id=message.tenant_id, events=events, now=message.created_at)
-    messages_this_month, message_id, conversation_value, *dispatched = _execute(
-        ctes, ["(SELECT messages FROM usage)", "(SELECT id FROM message)", conversation_result, *dispatches]
+    messages_this_month, _, message_id, conversation_value, *dispatched = _execute(
+        ctes, [*USAGE_FIRST, "(SELECT id FROM message)", conversation_result, *dispatches]
     )
     if new:
         _mark_saved(conversation, conversation_value)
@@ -143,8 +149,8 @@ def assistant_message_insert(*, message: Message, conversation: Conversation) ->
         events=[("message.created", message_event_data(message))],
         now=message.created_at,
     )
-    message_id, conversation.message_count, dispatched_at = _execute(
-        ctes, ["(SELECT id FROM message)", "(SELECT message_count FROM conversation)", *dispatches]
+    _, _, message_id, conversation.message_count, dispatched_at = _execute(
+        ctes, [*USAGE_FIRST, "(SELECT id FROM message)", "(SELECT message_count FROM conversation)", *dispatches]
     )
     _mark_saved(message, message_id)
     event_inserted(dispatched_at=dispatched_at)

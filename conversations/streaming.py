@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import connections
 
 from bothero.api.errors import error_body
 from bothero.errors import ApplicationError, UpstreamError
@@ -103,6 +104,19 @@ def error_data(exc: ApplicationError, request_id: str | None) -> dict:
     return body
 
 
+def release_pooled_connections() -> None:
+    """Give this thread's pooled database connections back to their pool (the next query takes one again).
+
+    Only with the pool (the ASGI web process): elsewhere closing would cost a reconnect, and a connection
+    inside a transaction (a test's, an atomic block) must be kept.
+    """
+    if not settings.DB_POOL:
+        return
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None and not conn.in_atomic_block:
+            conn.close()
+
+
 async def _store(
     prepared: PreparedReply, parts: list[str], usage, status: str, ended_at: float, model, citations
 ) -> Message:
@@ -127,6 +141,9 @@ async def reply_events(prepared: PreparedReply, *, request_id: str | None = None
     ended_at = time.perf_counter()
     # The model's citation markers are renumbered as they pass (see conversations.citations).
     citations = citation_renumberer(prepared)
+    # Waiting on the model takes seconds and needs no database: the request's pooled connection goes back
+    # to the pool now (storing the answer takes one again), or 40 concurrent streams fill both web pools.
+    await sync_to_async(release_pooled_connections)()
     try:
         pieces = with_heartbeats(prepared.provider.astream(prepared.request), settings.CHAT_HEARTBEAT_SECONDS)
         async with aclosing(pieces):
@@ -161,10 +178,21 @@ async def reply_events(prepared: PreparedReply, *, request_id: str | None = None
             parts.append(tail)
         ended_at = time.perf_counter() if not parts else ended_at
         status = Message.Status.INCOMPLETE if parts else Message.Status.FAILED
-        await _store(prepared, parts, usage, status, ended_at, model, citations)
+        try:
+            await _store(prepared, parts, usage, status, ended_at, model, citations)
+        except Exception:
+            logger.exception("Storing a failed chat answer failed")
         yield ChatEvent("error", error_data(error, request_id))
         return
-    message = await _store(prepared, parts, usage, Message.Status.COMPLETE, ended_at, model, citations)
+    try:
+        message = await _store(prepared, parts, usage, Message.Status.COMPLETE, ended_at, model, citations)
+    except Exception:
+        # Without this the exception would end the response mid-body: the client would see a cut stream
+        # and no reason. It gets the documented `error` event instead (the answer was not kept).
+        logger.exception("Storing the streamed answer failed")
+        error = InternalStreamError("Something went wrong on our side while storing the answer. It has been logged.")
+        yield ChatEvent("error", error_data(error, request_id))
+        return
     yield ChatEvent("message.completed", completion_data(message))
 
 

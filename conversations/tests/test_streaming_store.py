@@ -1,0 +1,77 @@
+"""The end of a streamed answer: a database error while storing it, and the connection while the model answers."""
+
+from contextlib import aclosing
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from django.db import connection
+
+from bothero.testing.factories import MessageFactory
+from conversations import services, streaming
+
+from .conftest import parse_sse
+
+
+def start(alice, bot, message="How long does a refund take?"):
+    return services.chat_reply_start(tenant=alice.tenant, bot_id=bot.public_id, user_message=message)
+
+
+def taken_answer_id(prepared):
+    """A row that already holds the answer's public id: storing the answer fails in PostgreSQL (unique)."""
+    MessageFactory(
+        public_id=prepared.assistant_id,
+        tenant=prepared.tenant,
+        bot=prepared.bot,
+        conversation=prepared.conversation,
+        role="assistant",
+    )
+
+
+def test_a_database_error_storing_the_answer_ends_the_stream_with_an_error_event(alice, faq_bot, openai_provider):
+    openai_provider.reply = "Refunds are paid within 5 business days."
+    prepared = start(alice, faq_bot)
+    taken_answer_id(prepared)
+    body = b"".join(streaming.buffered(lambda: streaming.native_sse(prepared, request_id="req_store")))
+    events = parse_sse(body)
+    names = [name for name, _ in events]
+    assert names[0] == "message.start"
+    assert "message.delta" in names
+    # Not a body that just ends: the documented error event, in the envelope, with the request id.
+    assert names[-1] == "error"
+    assert "message.completed" not in names
+    error = events[-1][1]["error"]
+    assert error["code"] == "internal_error"
+    assert error["type"] == "api_error"
+    assert error["request_id"] == "req_store"
+
+
+def test_the_openai_shape_gets_an_error_frame_and_no_done(alice, faq_bot, openai_provider):
+    prepared = start(alice, faq_bot)
+    taken_answer_id(prepared)
+    body = b"".join(streaming.buffered(lambda: streaming.openai_sse(prepared, include_usage=False)))
+    assert b"data: [DONE]" not in body
+    assert parse_sse(body)[-1][1]["error"]["code"] == "internal_error"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_stream_holds_no_connection_while_the_model_answers(alice, faq_bot, openai_provider, settings):
+    settings.DB_POOL = True  # as in the web process: the connection goes back to the pool
+    openai_provider.reply = "Refunds are paid within 5 business days."
+    prepared = start(alice, faq_bot)
+    assert connection.connection is not None
+
+    async def connection_during_the_answer():
+        held = []
+        async with aclosing(streaming.reply_events(prepared)) as events:
+            async for event in events:
+                if event.type == "message.delta":
+                    held.append(await sync_to_async(lambda: connection.connection is not None)())
+                last = event.type
+        return held, last
+
+    held, last = async_to_sync(connection_during_the_answer)()
+    assert held
+    assert not any(held)
+    # Storing the answer takes a connection again.
+    assert last == "message.completed"
+    assert prepared.conversation.messages.filter(public_id=prepared.assistant_id).exists()
