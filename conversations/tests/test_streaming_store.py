@@ -1,13 +1,17 @@
 """The end of a streamed answer: a database error while storing it, and the connection while the model answers."""
 
+import threading
+import time
 from contextlib import aclosing
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from django.db import connection
 
+from accounts.models import UsageCounter, UsageDay
 from bothero.testing.factories import MessageFactory
 from conversations import services, streaming
+from conversations.models import Message
 
 from .conftest import parse_sse
 
@@ -75,3 +79,50 @@ def test_the_stream_holds_no_connection_while_the_model_answers(alice, faq_bot, 
     # Storing the answer takes a connection again.
     assert last == "message.completed"
     assert prepared.conversation.messages.filter(public_id=prepared.assistant_id).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_storing_the_answer_takes_the_months_usage_row_before_todays(alice, faq_bot):
+    """The lock order of the customer's message (month, then day): the deadlock seen under bench/load.py."""
+    prepared = start(alice, faq_bot)  # the tenant's month and day rows exist from here
+    month, day = UsageCounter._meta.db_table, UsageDay._meta.db_table
+    # Another transaction holds the month's row, as a customer's message does until its transaction commits.
+    holder = connection.get_new_connection(connection.get_connection_params())
+    outcome = {}
+
+    def store():
+        try:
+            outcome["message"] = services.reply_finish(
+                prepared=prepared, content="Five days.", usage=None, status=Message.Status.COMPLETE, latency_ms=1
+            )
+        except Exception as exc:
+            outcome["error"] = exc
+        finally:
+            connection.close()
+
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute(f"SELECT 1 FROM {month} WHERE tenant_id = %s FOR UPDATE", [alice.tenant.pk])
+            storing = threading.Thread(target=store)
+            storing.start()
+            waiting = False
+            for _ in range(100):  # until the answer's statement waits for the month's row
+                with connection.cursor() as watch:
+                    watch.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+                        ["%INSERT INTO " + Message._meta.db_table + "%"],
+                    )
+                    waiting = watch.fetchone()[0] > 0
+                if waiting:
+                    break
+                time.sleep(0.05)
+            assert waiting
+            # It must hold nothing of today's row meanwhile, or this waits for it (and PostgreSQL finds a deadlock).
+            cursor.execute("SET LOCAL lock_timeout = '3s'")
+            cursor.execute(f"UPDATE {day} SET api_requests = api_requests + 1 WHERE tenant_id = %s", [alice.tenant.pk])
+        holder.commit()
+    finally:
+        holder.close()
+        storing.join(10)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["message"].status == Message.Status.COMPLETE
