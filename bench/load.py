@@ -218,7 +218,11 @@ def rss_snapshot(stack) -> dict[str, float]:
 
 
 async def drive(stack, tenants, args, stats: Stats) -> float:
-    limits = httpx.Limits(max_connections=args.clients + 10, max_keepalive_connections=args.clients + 10)
+    # Idle connections are dropped after 2 s, before uvicorn closes them (5 s, `--timeout-keep-alive`): a
+    # request sent on a connection the server is closing fails with `ReadError`, the client's race, not the server's.
+    limits = httpx.Limits(
+        max_connections=args.clients + 10, max_keepalive_connections=args.clients + 10, keepalive_expiry=2.0
+    )
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=120, limits=limits) as http:
         clients = [LoadClient(http, tenants[n % len(tenants)], stats, random.Random(n)) for n in range(args.clients)]
         warm_end = time.monotonic() + args.warmup
