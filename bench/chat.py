@@ -36,15 +36,14 @@ import json
 import logging
 import os
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 BASE_DIR = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 sys.path.insert(0, str(BASE_DIR))
+
+from bench.common import bench_database_url, start_stub, start_web, stop, summary  # noqa: E402
 
 BENCH_DB = "bench_chat"
 BOT_NAME = "Bench bot (10k chunks)"
@@ -74,25 +73,6 @@ QUESTION_TEMPLATES = [
     "How is the Widget {n} billed?",
     "Can my team share an account for the Widget {n}?",
 ]
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
-def bench_database_url() -> str:
-    if os.environ.get("DATABASE_URL"):
-        return os.environ["DATABASE_URL"]
-    import psycopg
-
-    from bothero.embedded_postgres import embedded_database_settings
-
-    db = embedded_database_settings(BASE_DIR / "var" / "pgdata")
-    with psycopg.connect(host=db["HOST"], user=db["USER"], dbname="postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone():
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    return f"postgres://{db['USER']}@{quote(db['HOST'], safe='')}/{BENCH_DB}"
 
 
 # --- data -------------------------------------------------------------------------------
@@ -207,64 +187,6 @@ def prepare_data():
     return bot, key
 
 
-# --- processes -------------------------------------------------------------------------------
-
-
-def start_stub(delay: float) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "conversations.testing.llm_server", "--delay", str(delay)],
-        cwd=BASE_DIR,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    return proc, proc.stdout.readline().strip()
-
-
-def start_platform(database_url: str, llm_base_url: str, workers: int) -> tuple[subprocess.Popen, str]:
-    import httpx
-
-    from bothero.testing.processes import free_port
-
-    port = free_port()
-    env = dict(
-        os.environ,
-        DATABASE_URL=database_url,
-        DJANGO_SETTINGS_MODULE="bothero.settings",
-        DEBUG="false",
-        SECRET_KEY="bench-secret-key-not-for-production-use-0123456789",
-        LLM_PROVIDER="openai",
-        LLM_BASE_URL=llm_base_url,
-        LLM_API_KEY="sk-bench",
-        LLM_MAX_RETRIES="0",
-    )
-    proc = subprocess.Popen(
-        [str(BIN / "uvicorn"), "bothero.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
-        cwd=BASE_DIR,
-        env=env,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.2)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 # --- clients ---------------------------------------------------------------------------------
 
 
@@ -371,11 +293,6 @@ async def run(target, mode: str, questions: list[str], requests: int, concurrenc
     return timings
 
 
-def summary(values: list[float]) -> dict:
-    ms = [value * 1000 for value in values]
-    return {"n": len(ms), "p50": percentile(ms, 0.5), "p90": percentile(ms, 0.9), "p99": percentile(ms, 0.99)}
-
-
 def _stat(pid: int) -> list[str] | None:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -428,7 +345,8 @@ async def measure(args, bot, key, stub_url: str, platform_url: str, platform_pid
                 results = {}
                 for target in (direct, platform):
                     cpu_before = cpu_seconds(platform_pid)
-                    results[target.name] = summary(await run(target, mode, questions, count, concurrency))
+                    timings = await run(target, mode, questions, count, concurrency)
+                    results[target.name] = summary([seconds * 1000 for seconds in timings])
                     if target is platform:
                         results[target.name]["web_cpu_ms"] = (cpu_seconds(platform_pid) - cpu_before) * 1000 / count
                 row = {"mode": mode, "concurrency": concurrency, **results}
@@ -515,7 +433,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = parser.parse_args()
 
-    database_url = bench_database_url()
+    database_url = bench_database_url(BENCH_DB)
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bothero.settings")
     os.environ.setdefault("DB_POOL", "true")  # as in the web process (bothero/asgi.py), for the step timings
@@ -529,8 +447,8 @@ def main() -> None:
     bot, key = prepare_data()
     phases = phase_breakdown(bot)
 
-    stub, stub_url = start_stub(args.delay)
-    platform, platform_url = start_platform(database_url, stub_url, args.workers)
+    stub, stub_url = start_stub("--delay", str(args.delay))
+    platform, platform_url = start_web(database_url, stub_url, workers=args.workers)
     try:
         load_before = os.getloadavg()
         rows = asyncio.run(measure(args, bot, key, stub_url, platform_url, platform.pid))

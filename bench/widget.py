@@ -28,14 +28,14 @@ import argparse
 import json
 import logging
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 BASE_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BASE_DIR))
+
+from bench.common import bench_database_url, start_stub, start_web, stop, summary  # noqa: E402
 
 BENCH_DB = "bench_widget"
 REPLY = " ".join(
@@ -44,25 +44,6 @@ REPLY = " ".join(
     "small fee, while orders over fifty dollars ship free of charge anywhere in the country.".split()[:60]
 )
 QUESTIONS = ["When are you open?", "How do refunds work?", "How fast is express shipping?", "Is shipping free?"]
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
-
-
-def bench_database_url() -> str:
-    if os.environ.get("DATABASE_URL"):
-        return os.environ["DATABASE_URL"]
-    import psycopg
-
-    from bothero.embedded_postgres import embedded_database_settings
-
-    db = embedded_database_settings(BASE_DIR / "var" / "pgdata")
-    with psycopg.connect(host=db["HOST"], user=db["USER"], dbname="postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone():
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    return f"postgres://{db['USER']}@{quote(db['HOST'], safe='')}/{BENCH_DB}"
 
 
 def prepare(page_origin: str):
@@ -91,57 +72,6 @@ def prepare(page_origin: str):
         limits={"visitor_requests_per_minute": 10000, "address_requests_per_minute": 10000},
     ).key
     return bot, key
-
-
-def start(args: list[str], env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen(args, cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, text=True)
-
-
-def start_api(database_url: str, llm_base_url: str) -> tuple[subprocess.Popen, str]:
-    import httpx
-
-    from bothero.testing.processes import free_port
-
-    port = free_port()
-    env = dict(
-        os.environ,
-        DATABASE_URL=database_url,
-        DJANGO_SETTINGS_MODULE="bothero.settings",
-        DEBUG="false",
-        SECRET_KEY="bench-secret-key-not-for-production-use-0123456789",
-        LLM_PROVIDER="openai",
-        LLM_BASE_URL=llm_base_url,
-        LLM_API_KEY="sk-bench",
-        LLM_MAX_RETRIES="0",
-        LOG_LEVEL="WARNING",  # not a line per call to the model
-    )
-    bin_dir = Path(sys.executable).parent
-    proc = subprocess.Popen(
-        [str(bin_dir / "uvicorn"), "bothero.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"],
-        cwd=BASE_DIR,
-        env=env,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.2)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 # Clicks Send in the widget and resolves with [ms to the first token on screen, ms to the complete answer].
@@ -183,10 +113,6 @@ def ask_direct(client, api: str, key: str, origin: str, bot_id: str, question: s
     return first * 1000, (time.perf_counter() - started) * 1000
 
 
-def summary(values: list[float]) -> dict:
-    return {"p50": percentile(values, 0.5), "p90": percentile(values, 0.9), "max": max(values)}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description="widget.js size; click-Send to first/last token vs direct HTTP.")
     parser.add_argument("--runs", type=int, default=30, help="questions asked each way")
@@ -198,7 +124,7 @@ def main() -> None:
 
     from widget.testing import PageServer, chromium, snippet_page
 
-    database_url = bench_database_url()
+    database_url = bench_database_url(BENCH_DB)
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bothero.settings")
     os.environ["CELERY_TASK_ALWAYS_EAGER"] = "true"  # ingest the FAQ here and now
@@ -214,15 +140,11 @@ def main() -> None:
     asset = widget_js()
     sizes = {"raw_bytes": len(asset.body), "gzip_bytes": len(asset.gzipped)}
 
-    stub = start(
-        [sys.executable, "-m", "conversations.testing.llm_server", "--delay", str(args.delay),
-         "--token-delay", str(args.token_delay), "--reply", REPLY]
-    )  # fmt: skip
-    stub_url = stub.stdout.readline().strip()
+    stub, stub_url = start_stub("--delay", str(args.delay), "--token-delay", str(args.token_delay), "--reply", REPLY)
     widget_times, direct_times = [], []
     with PageServer() as pages:
         bot, key = prepare(pages.origin("localhost"))
-        api_proc, api = start_api(database_url, stub_url)
+        api_proc, api = start_web(database_url, stub_url, LOG_LEVEL="WARNING")  # not a line per model call
         try:
             pages.pages["/shop.html"] = snippet_page(api=api, bot_id=bot.public_id, key=key)
             with chromium() as driver, httpx.Client(timeout=60) as client:

@@ -1,0 +1,108 @@
+"""What the benchmarks that drive the real web server share (bench/chat.py, bench/widget.py): a database of
+their own, the loopback model stub and uvicorn in their own processes, and percentiles."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+BASE_DIR = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def bench_database_url(name: str) -> str:
+    """DATABASE_URL when it is set; otherwise database `name` on the embedded PostgreSQL server, made on the
+    first run and reused by later ones (the development database is not touched)."""
+    if os.environ.get("DATABASE_URL"):
+        return os.environ["DATABASE_URL"]
+    import psycopg
+
+    from bothero.embedded_postgres import embedded_database_settings
+
+    db = embedded_database_settings(BASE_DIR / "var" / "pgdata")
+    with psycopg.connect(host=db["HOST"], user=db["USER"], dbname="postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return f"postgres://{db['USER']}@{quote(db['HOST'], safe='')}/{name}"
+
+
+def start_stub(*options: str) -> tuple[subprocess.Popen, str]:
+    """The OpenAI-compatible stub (`conversations.testing.llm_server`, its options) in its own process, and the
+    base URL it prints once it listens."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "conversations.testing.llm_server", *options],
+        cwd=BASE_DIR,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    return proc, proc.stdout.readline().strip()
+
+
+def start_web(database_url: str, llm_base_url: str, *, workers: int = 1, **env: str) -> tuple[subprocess.Popen, str]:
+    """uvicorn serving the app (DEBUG off, `LLM_PROVIDER=openai` pointing at `llm_base_url`, `env` on top) on a
+    free loopback port; returns once /healthz answers."""
+    import httpx
+
+    from bothero.testing.processes import free_port
+
+    port = free_port()
+    env = dict(
+        os.environ,
+        DATABASE_URL=database_url,
+        DJANGO_SETTINGS_MODULE="bothero.settings",
+        DEBUG="false",
+        SECRET_KEY="bench-secret-key-not-for-production-use-0123456789",
+        LLM_PROVIDER="openai",
+        LLM_BASE_URL=llm_base_url,
+        LLM_API_KEY="sk-bench",
+        LLM_MAX_RETRIES="0",
+        **env,
+    )
+    proc = subprocess.Popen(
+        [str(BIN / "uvicorn"), "bothero.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
+        cwd=BASE_DIR,
+        env=env,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(proc)
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.2)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The nearest-rank percentile of `values` (`fraction` 0–1)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def summary(values: list[float]) -> dict:
+    """Count, p50, p90, p99 and maximum of `values` (in the unit they are given in)."""
+    return {
+        "n": len(values),
+        "p50": percentile(values, 0.5),
+        "p90": percentile(values, 0.9),
+        "p99": percentile(values, 0.99),
+        "max": max(values),
+    }
