@@ -136,13 +136,7 @@ class DocumentViewSet(mixins.ListModelMixin, TenantViewSet):
     not_found_message = "No such document."
 
     def safely_get_queryset(self, tenant):
-        if self.action != "list":
-            return selectors.document_list(tenant=tenant)
-        query = DocumentListQuerySerializer(data=self.request.query_params.dict())
-        query.is_valid(raise_exception=True)
-        bot_id = query.validated_data.get("bot_id")
-        bot = self.tenant_bot(bot_id) if bot_id else None
-        return selectors.document_list(tenant=tenant, bot=bot, status=query.validated_data.get("status"))
+        return selectors.document_list(tenant=tenant)
 
     @extend_schema(
         operation_id="knowledge_documents_list",
@@ -153,7 +147,7 @@ class DocumentViewSet(mixins.ListModelMixin, TenantViewSet):
         ],
     )
     def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
+        return self.list_by_bot(DocumentListQuerySerializer, selectors.document_list)
 
     @extend_schema(operation_id="knowledge_documents_retrieve", summary="Get a document and its ingestion status")
     def retrieve(self, request, id):
@@ -262,12 +256,7 @@ class CuratedAnswerViewSet(mixins.ListModelMixin, TenantViewSet):
         parameters=[OpenApiParameter("bot_id", str, description="Only this bot's.")],
     )
     def list(self, request, *args, **kwargs):
-        query = CuratedAnswerListQuerySerializer(data=request.query_params.dict())
-        query.is_valid(raise_exception=True)
-        bot_id = query.validated_data.get("bot_id")
-        bot = self.tenant_bot(bot_id) if bot_id else None
-        page = self.paginate_queryset(answer_selectors.curated_answer_list(tenant=self.tenant, bot=bot))
-        return self.get_paginated_response(CuratedAnswerSerializer(page, many=True).data)
+        return self.list_by_bot(CuratedAnswerListQuerySerializer, answer_selectors.curated_answer_list)
 
     @extend_schema(
         operation_id="curated_answers_create",
@@ -392,12 +381,7 @@ class WebsiteSourceViewSet(mixins.ListModelMixin, TenantViewSet):
         parameters=[OpenApiParameter("bot_id", str, description="Only this bot's.")],
     )
     def list(self, request, *args, **kwargs):
-        query = WebsiteSourceListQuerySerializer(data=request.query_params.dict())
-        query.is_valid(raise_exception=True)
-        bot_id = query.validated_data.get("bot_id")
-        bot = self.tenant_bot(bot_id) if bot_id else None
-        page = self.paginate_queryset(source_selectors.website_source_list(tenant=self.tenant, bot=bot))
-        return self.get_paginated_response(WebsiteSourceSerializer(page, many=True).data)
+        return self.list_by_bot(WebsiteSourceListQuerySerializer, source_selectors.website_source_list)
 
     @extend_schema(
         operation_id="website_sources_create",

@@ -7,7 +7,8 @@ Overriding `get_queryset`, `get_object`, `get_permissions` or
 `get_authenticators` in a subclass fails at import (`__init_subclass__`); the
 one escape hatch is named to be seen in review: `dangerously_get_queryset`.
 A bot named by id in a body or query is looked up with `self.tenant_bot(...)`
-(404 `bot_not_found` for another tenant's bot). `bothero/tests/test_tenant_isolation.py`
+(404 `bot_not_found` for another tenant's bot); a list that `?bot_id=` narrows answers with
+`self.list_by_bot(query serializer, selector)`. `bothero/tests/test_tenant_isolation.py`
 walks every URL pattern with another tenant's ids.
 """
 
@@ -138,3 +139,16 @@ class TenantViewSet(IdempotentPostMixin, TenantMixin, viewsets.GenericViewSet):
             ) from None
         self.check_object_permissions(self.request, obj)
         return obj
+
+    def list_by_bot(self, query_serializer_class, selector):
+        """A list answer for a collection a `bot_id` query parameter narrows: the query string validated by
+        `query_serializer_class`, its `bot_id` looked up in the tenant (another tenant's bot is 404
+        `bot_not_found`), then `selector(tenant=, bot=, **the query's other fields)` paginated and serialized
+        with `serializer_class`."""
+        query = query_serializer_class(data=self.request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        filters = dict(query.validated_data)
+        bot_id = filters.pop("bot_id", None)
+        bot = self.tenant_bot(bot_id) if bot_id else None
+        page = self.paginate_queryset(selector(tenant=self.tenant, bot=bot, **filters))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)

@@ -185,6 +185,9 @@ def test_another_tenants_curated_answers_are_404s(alice, charlie, bot, canada):
         assert response.status_code == 404, method
         assert response.json()["error"]["code"] == "curated_answer_not_found"
     assert charlie.client.get("/v1/knowledge/answers").json()["data"] == []
+    foreign_bot = charlie.client.get("/v1/knowledge/answers", {"bot_id": bot.public_id})
+    assert foreign_bot.status_code == 404
+    assert foreign_bot.json()["error"]["code"] == "bot_not_found"
     created = charlie.client.post(
         "/v1/knowledge/answers", {"bot_id": bot.public_id, "question": "Q?", "answer": "A"}, format="json"
     )

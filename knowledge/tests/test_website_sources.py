@@ -263,6 +263,13 @@ def test_another_tenants_sources_are_404s(alice, charlie, bot, site, sync):
         assert response.status_code == 404, (method, path)
         assert response.json()["error"]["code"] == "source_not_found"
     assert charlie.client.get("/v1/knowledge/sources").json()["data"] == []
+    foreign_bot = charlie.client.get("/v1/knowledge/sources", {"bot_id": bot.public_id})
+    assert foreign_bot.status_code == 404
+    assert foreign_bot.json()["error"]["code"] == "bot_not_found"
+    by_bot = alice.client.get("/v1/knowledge/sources", {"bot_id": bot.public_id}).json()["data"]
+    assert [source["id"] for source in by_bot] == [created["id"]]
+    other_bot = BotFactory(tenant=alice.tenant)
+    assert alice.client.get("/v1/knowledge/sources", {"bot_id": other_bot.public_id}).json()["data"] == []
     refused = charlie.client.post(
         "/v1/knowledge/sources",
         {"bot_id": bot.public_id, "type": "sitemap", "url": site.url("/sitemap-a.xml")},
