@@ -459,6 +459,15 @@ def tokens_purge_expired(*, now: datetime | None = None) -> int:
 # --- usage ----------------------------------------------------------------------------
 
 
+# What every statement that counts usage (`usage_increment_ctes`) selects first, in this order: a CTE runs when
+# the result first reads it, and one no result reads runs at the end, in an order PostgreSQL does not promise
+# (in practice the day's row before the month's). Read first, the tenant's month row is locked, then today's,
+# before any other row of the statement (a conversation's, say). Storing an answer read neither, held today's
+# row and the conversation's while waiting for the month's, which a customer's message (in its transaction
+# until commit) held while waiting for today's: a deadlock under bench/load.py.
+USAGE_FIRST = ("(SELECT messages FROM usage)", "(SELECT messages FROM usage_day)")
+
+
 def current_period_start(now: datetime | None = None):
     now = now or timezone.now()
     return now.date().replace(day=1)
@@ -478,9 +487,7 @@ def usage_increment(
         completion_tokens=completion_tokens,
         api_requests=api_requests,
     )
-    # The month's row, then today's, as every statement that counts usage (`conversations.sql.USAGE_FIRST`).
-    results = "(SELECT messages FROM usage), (SELECT messages FROM usage_day)"
-    sql = "WITH " + ", ".join(f"{name} AS ({cte})" for name, cte, _ in ctes) + " SELECT " + results
+    sql = "WITH " + ", ".join(f"{name} AS ({cte})" for name, cte, _ in ctes) + " SELECT " + ", ".join(USAGE_FIRST)
     with connection.cursor() as cursor:
         cursor.execute(sql, [param for _, _, params in ctes for param in params])
         return cursor.fetchone()[0]
@@ -497,23 +504,21 @@ def usage_increment_ctes(
 ) -> list[tuple[str, str, list]]:
     """`usage_increment`'s two upserts as (name, sql, params) CTEs, for callers that make them part of a
     larger statement: `usage` (the month's row, `RETURNING messages`) and `usage_day` (today's row, UTC).
+    The statement must select `USAGE_FIRST` before any other result (the lock order).
 
     `messages` may be -1 (a message given back); the counts never go below zero.
     """
     now = now or timezone.now()
     values = [messages, api_requests, prompt_tokens, completion_tokens]
     ctes = []
-    for name, model, key, period, source in (
-        ("usage", UsageCounter, "period_start", current_period_start(now), ""),
-        # Selecting from `usage` makes PostgreSQL lock the month's row before the day's in every statement;
-        # a CTE the main query does not read runs at the end, in an order of its own, and two chats of one
-        # tenant (one locking the month then the day, the other the reverse) deadlocked.
-        ("usage_day", UsageDay, "day", now.date(), " FROM usage"),
+    for name, model, key, period in (
+        ("usage", UsageCounter, "period_start", current_period_start(now)),
+        ("usage_day", UsageDay, "day", now.date()),
     ):
         table = model._meta.db_table
         sql = f"""
             INSERT INTO {table} (tenant_id, {key}, messages, api_requests, prompt_tokens, completion_tokens)
-            SELECT %s, %s::date, GREATEST(%s, 0), %s, %s, %s{source}
+            VALUES (%s, %s, GREATEST(%s, 0), %s, %s, %s)
             ON CONFLICT (tenant_id, {key}) DO UPDATE SET
                 messages = GREATEST({table}.messages + %s, 0),
                 api_requests = {table}.api_requests + EXCLUDED.api_requests,

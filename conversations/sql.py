@@ -18,18 +18,12 @@ from __future__ import annotations
 from django.db import connection
 from django.db.models import Model
 
-from accounts.services import usage_increment_ctes
+from accounts.services import USAGE_FIRST, usage_increment_ctes
 from conversations.events import conversation_event_data, message_event_data
 from conversations.models import Conversation, Message
 from webhooks.services import event_emit_ctes, event_inserted
 
 CONVERSATION = Conversation._meta.db_table
-# Every statement that counts usage takes the tenant's month row, then today's row, before any other row:
-# a CTE runs when the result first reads it, and one no result reads runs at the end, in an order PostgreSQL
-# does not promise. The assistant's statement read neither, so it could hold today's row while waiting for the
-# month's, which a customer's message held while waiting for today's: a deadlock, and a stream cut when its
-# answer was stored (bench/load.py, 2 of 225 streams at 20 clients).
-USAGE_FIRST = ("(SELECT messages FROM usage)", "(SELECT messages FROM usage_day)")
 
 
 def _insert_sql(instance: Model, *, computed: dict[str, str] | None = None) -> tuple[str, list]:

@@ -1,12 +1,13 @@
 """The month's and the day's usage rows are locked in one order by every statement that writes them.
 
 The customer's message counts usage inside the chat's transaction, which the
-quota check keeps open; the assistant's message counts its tokens in a
-statement whose usage CTEs the main query does not reference, and PostgreSQL
-runs such CTEs at the end, in an order of its own. Two chats of one tenant
-then deadlocked (one holding the month's row and waiting for the day's, the
-other the reverse) and answered 503. Each statement must take the month's row
-first.
+quota check keeps open; a statement whose usage CTEs no result reads runs them
+at the end, in an order PostgreSQL does not promise (in practice the day's
+first). Two chats of one tenant then deadlocked (one holding the month's row
+and waiting for the day's, the other the reverse) and answered 503. Every
+statement selects `USAGE_FIRST` before anything else, so it takes the month's
+row first; `conversations/tests/test_streaming_store.py` checks the answer's
+statement, this file the statement of `usage_increment` (every API request).
 """
 
 import threading
@@ -15,19 +16,15 @@ import time
 import pytest
 from django.db import OperationalError, connection, connections, transaction
 
-from accounts.services import usage_increment, usage_increment_ctes
+from accounts.services import usage_increment
 from bothero.testing.factories import TenantFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _count_tokens_as_the_assistant_message_does(tenant_id: int) -> None:
-    """The usage CTEs unreferenced by the main query, as in `conversations.sql.assistant_message_insert`."""
-    ctes = usage_increment_ctes(tenant_id=tenant_id, prompt_tokens=5, completion_tokens=7)
-    sql = "WITH " + ", ".join(f"{name} AS ({cte})" for name, cte, _ in ctes) + " SELECT 1"
+def _count_an_api_request(tenant) -> None:
     try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [param for _, _, params in ctes for param in params])
+        usage_increment(tenant=tenant, api_requests=1)
     finally:
         connections.close_all()
 
@@ -47,14 +44,14 @@ def _wait_until_blocked_on_a_lock(timeout: float = 10.0) -> None:
     raise AssertionError("the other statement never waited for a lock")
 
 
-def test_a_statement_that_does_not_read_its_usage_takes_the_month_before_the_day():
+def test_counting_usage_takes_the_month_before_the_day():
     tenant = TenantFactory()
     usage_increment(tenant=tenant, messages=1)  # both rows exist
 
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1 FROM accounts_usageday WHERE tenant_id = %s FOR UPDATE", [tenant.pk])
-        other = threading.Thread(target=_count_tokens_as_the_assistant_message_does, args=(tenant.pk,))
+        other = threading.Thread(target=_count_an_api_request, args=(tenant,))
         other.start()
         try:
             _wait_until_blocked_on_a_lock()

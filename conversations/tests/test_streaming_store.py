@@ -11,7 +11,7 @@ from django.db import connection
 from accounts.models import UsageCounter, UsageDay
 from bothero.testing.factories import MessageFactory
 from conversations import services, streaming
-from conversations.models import Message
+from conversations.models import Conversation, Message
 
 from .conftest import parse_sse
 
@@ -82,10 +82,12 @@ def test_the_stream_holds_no_connection_while_the_model_answers(alice, faq_bot, 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_storing_the_answer_takes_the_months_usage_row_before_todays(alice, faq_bot):
-    """The lock order of the customer's message (month, then day): the deadlock seen under bench/load.py."""
+def test_storing_the_answer_takes_the_months_usage_row_before_todays_and_the_conversations(alice, faq_bot):
+    """The lock order of the customer's message (month, then day, then the rest): the deadlock seen under
+    bench/load.py."""
     prepared = start(alice, faq_bot)  # the tenant's month and day rows exist from here
     month, day = UsageCounter._meta.db_table, UsageDay._meta.db_table
+    conversations = Conversation._meta.db_table
     # Another transaction holds the month's row, as a customer's message does until its transaction commits.
     holder = connection.get_new_connection(connection.get_connection_params())
     outcome = {}
@@ -120,6 +122,10 @@ def test_storing_the_answer_takes_the_months_usage_row_before_todays(alice, faq_
             # It must hold nothing of today's row meanwhile, or this waits for it (and PostgreSQL finds a deadlock).
             cursor.execute("SET LOCAL lock_timeout = '3s'")
             cursor.execute(f"UPDATE {day} SET api_requests = api_requests + 1 WHERE tenant_id = %s", [alice.tenant.pk])
+            # Nor the conversation's row, which the customer's next message in it updates after taking the month's.
+            cursor.execute(
+                f"UPDATE {conversations} SET updated_at = updated_at WHERE id = %s", [prepared.conversation.pk]
+            )
         holder.commit()
     finally:
         holder.close()
