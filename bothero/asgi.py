@@ -1,6 +1,7 @@
 """ASGI entry point: HTTP through Django (static files first, oversized bodies refused before they are
 read; the middleware chain in one thread hop, see `bothero.asgi_handler`), websockets through Channels'
-router."""
+router, and the lifespan's start-up (the embedding model loaded before the first connection is accepted,
+see `bothero.lifespan`)."""
 
 import os
 
@@ -14,6 +15,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up first)
 
+from bothero.lifespan import lifespan  # noqa: E402
 from bothero.middleware import BodySizeLimitASGI  # noqa: E402
 from bothero.routing import websocket_urlpatterns  # noqa: E402
 from bothero.staticfiles import StaticFiles  # noqa: E402
@@ -22,5 +24,6 @@ application = ProtocolTypeRouter(
     {
         "http": StaticFiles(BodySizeLimitASGI(django_asgi_app)),
         "websocket": URLRouter(websocket_urlpatterns),
+        "lifespan": lifespan,
     }
 )

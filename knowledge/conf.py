@@ -21,3 +21,13 @@ def configured_embedder():
             f"{EMBEDDING_DIMENSION}."
         )
     return embedder
+
+
+def embedder_warm_up() -> bool:
+    """Load the local embedding model and embed one text, for a process about to take requests (the web
+    process's start-up, `bothero.lifespan`), so that no request waits for it. Returns whether there was a
+    model to load: with `EMBEDDINGS_PROVIDER=openai` the embedder is an HTTP client and nothing is done."""
+    if settings.EMBEDDINGS_PROVIDER != "local":
+        return False
+    configured_embedder().embed(["warm-up"])
+    return True

@@ -11,6 +11,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 from urllib.parse import quote
 
 import httpx
@@ -63,8 +64,11 @@ class ServerURL(str):
 
 
 @contextmanager
-def uvicorn_server(**env_overrides: str):
-    """Serve the ASGI app with uvicorn on a free loopback port; yields the base URL (with `.pid`)."""
+def uvicorn_server(*, log_level: str = "warning", output: IO | None = None, **env_overrides: str):
+    """Serve the ASGI app with uvicorn on a free loopback port; yields the base URL (with `.pid`).
+
+    `output`, a file, gets the server's log (stdout and stderr) instead of this process's stderr.
+    """
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -75,15 +79,18 @@ def uvicorn_server(**env_overrides: str):
             "--port",
             str(port),
             "--log-level",
-            "warning",
+            log_level,
         ],
         cwd=BASE_DIR,
         env=process_env(**env_overrides),
+        stdout=output,
+        stderr=subprocess.STDOUT if output is not None else None,
     )
     base_url = ServerURL(f"http://127.0.0.1:{port}")
     base_url.pid = proc.pid
     try:
-        deadline = time.monotonic() + 30
+        # It loads the embedding model before it listens (bothero.lifespan): seconds on a busy machine.
+        deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"uvicorn exited with {proc.returncode}")
@@ -93,7 +100,7 @@ def uvicorn_server(**env_overrides: str):
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start in 30 s")
+                raise RuntimeError("uvicorn did not start in 60 s")
             time.sleep(0.1)
         yield base_url
     finally:

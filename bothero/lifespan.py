@@ -1,0 +1,38 @@
+"""The web process's ASGI lifespan: what it does once at start-up, before uvicorn accepts a connection.
+
+uvicorn runs the lifespan's start-up before it serves (with `--workers N`, each
+worker before it accepts from the shared socket), so a freshly started process
+loads the embedding model here rather than with its first question: loading it
+is seconds of CPU, and the requests that arrived meanwhile held pooled
+connections past `DB_POOL_TIMEOUT` and answered 503 (docs/performance.md, the
+warm-up of `bench/load.py`). `manage.py` commands, Celery and the tests never
+run it; a server without lifespan support skips it.
+"""
+
+import asyncio
+import logging
+import time
+
+from knowledge.conf import embedder_warm_up
+
+logger = logging.getLogger(__name__)
+
+
+async def lifespan(scope, receive, send):
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            started = time.monotonic()
+            try:
+                loaded = await asyncio.to_thread(embedder_warm_up)
+            except Exception as exc:
+                # A model that cannot load would fail every question: refuse to start instead.
+                logger.exception("The embedding model did not load; not starting.")
+                await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
+                return
+            if loaded:
+                logger.info("Embedding model loaded in %.1f s, before taking requests.", time.monotonic() - started)
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
