@@ -223,7 +223,8 @@ def main() -> int:
     media = tempfile.mkdtemp(prefix="bench-quality-")
     celery_app.conf.task_always_eager = True  # the ingestion task runs here, as a worker would run it
     try:
-        with override_settings(MEDIA_ROOT=media):
+        # The ingestion task runs inline (eager), not on a thread after the upload, with or without Redis.
+        with override_settings(MEDIA_ROOT=media, KNOWLEDGE_INGEST_IN_THREAD=False):
             from accounts.models import Tenant
             from bothero.testing.factories import BotFactory, TenantFactory
             from conversations import services as chat_services

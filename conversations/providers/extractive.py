@@ -12,11 +12,16 @@ Without a language model it cannot write an answer, so it picks one:
    embedding model; vectors cached by text), plus a little for the passage's
    own search score and for opening its section (FAQ and manual sections lead
    with their answer);
-3. the best sentence is quoted, from its passage only — never sentences of
-   other sections or documents: with at most `MAX_SENTENCES - 1` more of its
-   paragraph that score nearly as well, then the paragraphs and steps that
-   follow it in the passage (a how-to answer goes on with its steps), up to
-   `ANSWER_WORDS` words; then the citation (document › section, page);
+3. the best sentence is quoted, from its passage: with the sentence before
+   it in its paragraph (often its subject or condition), at most
+   `MAX_SENTENCES` of that paragraph in all for how well they score, then
+   the paragraphs and steps that follow it in the passage (a how-to answer
+   goes on with its steps), up to `ANSWER_WORDS` words; then the citation
+   (document › section, page). A second passage is quoted the same way, with
+   its own citation, only when its search score is at least
+   `SECOND_PASSAGE_SHARE` of the first's and its best sentence shows evidence
+   of its own: the answer spans two sections. Sentences of other, less
+   relevant sections or documents are never quoted;
 4. when even the best sentence shows no evidence (too little similarity and
    no shared rare word), the answer is the bot's fallback message.
 
@@ -52,6 +57,8 @@ FIRST_SENTENCE_BONUS = 0.04
 HEADING_TERM_SHARE = 0.3  # what a question word found in the passage's heading counts for in its sentences
 MAX_SENTENCES = 2  # sentences of the best one's paragraph quoted for how well they score
 EXTRA_SENTENCE_MARGIN = 0.1  # ...when this close to the best
+PRECEDING_SENTENCES = 1  # sentences of the paragraph right before the best one, quoted as its context
+SECOND_PASSAGE_SHARE = 0.4  # a second passage is quoted when its search score is at least this share of the first's
 ANSWER_WORDS = 150  # the paragraphs after the best sentence's are quoted up to this many words in all
 # Evidence a sentence must show to be quoted at all.
 MIN_SEMANTIC = 0.40
@@ -226,27 +233,44 @@ def source_line(passage) -> str:
 
 def extract(
     query: str, passages: Sequence, *, context: str = "", query_vector=None, embedder=None
-) -> tuple[object, list[str]] | None:
-    """The passage that answers and the sentences quoted from it (in their order), or None: no evidence.
+) -> list[tuple[object, list[str]]] | None:
+    """The quotes that answer: (passage, its sentences quoted, in their order), best first; None: no evidence.
 
-    Only the best sentence's passage is quoted: the best sentence, the sentences of its paragraph that score
-    within `EXTRA_SENTENCE_MARGIN` of it (at most `MAX_SENTENCES` in all), then the paragraphs and list items
-    that follow it in the passage (a how-to answer goes on with its steps), up to `ANSWER_WORDS` words.
-    An FAQ paragraph of independent facts is thus answered with its one fact.
+    The best sentence's passage is quoted (see `_quote_from`); a second passage is quoted too when it is
+    nearly as relevant (its search score at least `SECOND_PASSAGE_SHARE` of the first's) and its own best
+    sentence shows evidence: answers that span two sections ("How do I add a printer?" then its settings)
+    are common in manuals, while an unrelated section of an FAQ scores far below the answering one.
     """
     scored = score_sentences(query, passages, context=context, query_vector=query_vector, embedder=embedder)
     if not scored or not scored[0].has_evidence:
         return None
-    best = scored[0]
-    units = [split_sentences(unit) for unit in unwrap_lines(passages[best.passage].text)]
+    picks = [scored[0]]
+    first_score = float(passages[scored[0].passage].score)
+    for other in scored[1:]:
+        if other.passage != scored[0].passage and other.has_evidence:
+            if float(passages[other.passage].score) >= SECOND_PASSAGE_SHARE * first_score:
+                picks.append(other)
+            break
+    return [(passages[best.passage], _quote_from(passages[best.passage], best, scored)) for best in picks]
+
+
+def _quote_from(passage, best: ScoredSentence, scored: list[ScoredSentence]) -> list[str]:
+    """The sentences of `passage` quoted around its best sentence `best`: the sentence before it in its paragraph
+    (`PRECEDING_SENTENCES`), the paragraph's sentences scoring within `EXTRA_SENTENCE_MARGIN` of it (at most
+    `MAX_SENTENCES` in all), then the paragraphs and list items that follow it in the passage (a how-to answer
+    goes on with its steps), up to `ANSWER_WORDS` words. An FAQ paragraph of independent facts is thus
+    answered with its one or two facts."""
+    units = [split_sentences(unit) for unit in unwrap_lines(passage.text)]
     unit_of, first_of = [], []
     for index, unit in enumerate(units):
         first_of.append(len(unit_of))
         unit_of.extend([index] * len(unit))
     owner = unit_of[best.position]
     chosen = {best.position}
+    # The sentence before the best one is often its subject or condition ("If a printer is shared, ...").
+    chosen.update(range(max(first_of[owner], best.position - PRECEDING_SENTENCES), best.position))
     for other in scored[1:]:
-        if len(chosen) == MAX_SENTENCES or other.score < best.score - EXTRA_SENTENCE_MARGIN:
+        if len(chosen) >= MAX_SENTENCES or other.score < best.score - EXTRA_SENTENCE_MARGIN:
             break
         if other.passage == best.passage and unit_of[other.position] == owner and other.has_evidence:
             chosen.add(other.position)
@@ -257,12 +281,12 @@ def extract(
         if words > ANSWER_WORDS:
             break
         chosen.update(range(first_of[index], first_of[index] + len(units[index])))
-    return passages[best.passage], [_clip(sentences[index]) for index in sorted(chosen)]
+    return [_clip(sentences[index]) for index in sorted(chosen)]
 
 
-def quote(passage, sentences: list[str]) -> str:
-    """The answer: the quoted sentences, verbatim, then where they come from."""
-    return f"> {' '.join(sentences)}\n{source_line(passage)}"
+def quote(quotes: list[tuple[object, list[str]]]) -> str:
+    """The answer: each passage's quoted sentences, verbatim, then where they come from."""
+    return "\n\n".join(f"> {' '.join(sentences)}\n{source_line(passage)}" for passage, sentences in quotes)
 
 
 class ExtractiveProvider:
@@ -281,11 +305,10 @@ class ExtractiveProvider:
         candidates = list(passages)[: self.max_passages]
         if not candidates:
             return Grounding(passages=[], answer=None)
-        found = extract(query, candidates, context=context, query_vector=query_vector, embedder=self._embedder)
-        if found is None:
+        quotes = extract(query, candidates, context=context, query_vector=query_vector, embedder=self._embedder)
+        if quotes is None:
             return Grounding(passages=[], answer=None)
-        passage, sentences = found
-        return Grounding(passages=[passage], answer=quote(passage, sentences))
+        return Grounding(passages=[passage for passage, _ in quotes], answer=quote(quotes))
 
     def _content(self, request: ProviderRequest) -> str:
         return request.grounded_answer or request.fallback_message.strip()

@@ -27,6 +27,7 @@ SAME_DAY = "Orders placed before 2 PM EST ship the same business day."
 WARRANTY = "The Pro Widget's two-year warranty covers manufacturing defects, not accidental or water damage."
 CLAIM = "To make a claim, contact support with your order number."
 CONTACT = "Email support@acme.example or call +1 555 0100 during business hours."
+VOLUME = "Volume discounts start at 50 units: email sales@acme.example for a quote."
 
 
 @pytest.fixture
@@ -46,9 +47,10 @@ def ask(client, bot, message, conversation_id=None):
 
 
 def quoted_sentences(content: str) -> list[str]:
-    """The sentences of the answer's quote (its "> " line), as the FAQ writes them."""
-    (quote,) = [line[2:] for line in content.splitlines() if line.startswith("> ")]
-    return split_sentences(quote)
+    """The sentences of the answer's quotes (its "> " lines), as the FAQ writes them."""
+    quotes = [line[2:] for line in content.splitlines() if line.startswith("> ")]
+    assert quotes, content
+    return [sentence for quote in quotes for sentence in split_sentences(quote)]
 
 
 @pytest.mark.parametrize(
@@ -71,6 +73,7 @@ def quoted_sentences(content: str) -> list[str]:
         ("How do I make a warranty claim?", CLAIM),
         ("How can I contact you?", CONTACT),
         ("What's your phone number?", CONTACT),
+        ("Do you offer bulk discounts?", VOLUME),
     ],
 )
 def test_a_customers_question_is_answered_with_its_own_sentence_of_the_faq(alice, demo_bot, question, sentence):
@@ -99,7 +102,14 @@ def heading_of(sentence: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "question", ["Is it available in black?", "Who is the CEO?", "What is the capital of Mongolia?"]
+    "question",
+    [
+        "Is it available in black?",
+        "Who is the CEO?",
+        "What is the capital of Mongolia?",
+        "Do you ship to Canada?",
+        "Can I pay with PayPal?",
+    ],
 )
 def test_a_question_the_faq_cannot_answer_gets_the_fallback_message_and_no_sources(alice, demo_bot, question):
     body = ask(alice.client, demo_bot, question)
@@ -174,3 +184,36 @@ def test_a_pdfs_hard_wrapped_sentence_is_quoted_whole_and_alone(alice, django_ca
     ]
     assert body["content"].endswith("— Model X › Model X fan (page 1)")
     assert [source["title"] for source in body["sources"]] == ["Model X"]
+
+
+def test_an_answer_spanning_two_sections_quotes_both_and_nothing_unrelated(alice, django_capture_on_commit_callbacks):
+    from knowledge import services as knowledge_services
+
+    bot = BotFactory(tenant=alice.tenant)
+    with django_capture_on_commit_callbacks(execute=True):
+        knowledge_services.document_create_from_text(
+            tenant=alice.tenant,
+            bot=bot,
+            title="Account help",
+            text=(
+                "# Account help\n\n## Change your password\n\n"
+                "To change your password, open Settings, choose Account and click Change password. "
+                "Type the old password once and the new one twice.\n\n"
+                "## Forgotten password\n\n"
+                "If you forgot your password, click Forgot password on the sign-in page. "
+                "We email you a link that lets you set a new password within one hour.\n\n"
+                "## Our offices\n\n"
+                "Our head office is in Berlin, next to the main railway station. Visitors are welcome on Fridays.\n"
+            ),
+        )
+
+    body = ask(alice.client, bot, "How can I get a new password?")
+
+    quoted = quoted_sentences(body["content"])
+    assert "If you forgot your password, click Forgot password on the sign-in page." in quoted
+    assert "To change your password, open Settings, choose Account and click Change password." in quoted
+    assert not any("Berlin" in sentence for sentence in quoted)
+    # Each quote is followed by its own citation, and both passages are the answer's sources.
+    assert "— Account help › Forgotten password" in body["content"]
+    assert "— Account help › Change your password" in body["content"]
+    assert len(body["sources"]) == 2
