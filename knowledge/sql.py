@@ -46,14 +46,14 @@ EXACT_VECTOR_HITS = """
 """
 
 # Chunks of one bot matching enough of the query's weight, ranked 1..n (see `knowledge.selectors.lexical_plan`).
-TEXT_HITS = """
+_TEXT_HITS = """
     SELECT id, row_number() OVER (
         ORDER BY text_score DESC, ts_rank_cd(search_vector, %(text_candidates)s::tsquery) DESC, id
     ) AS rank
     FROM (
         SELECT id, search_vector, text_score FROM (
             SELECT id, search_vector, ({score}) AS text_score
-            FROM knowledge_chunk
+            FROM <chunks>
             WHERE bot_id = %(bot_id)s AND search_vector @@ %(text_candidates)s::tsquery
             LIMIT %(text_scan_limit)s
         ) AS matching
@@ -62,6 +62,15 @@ TEXT_HITS = """
         LIMIT %(candidates)s
     ) AS matched
 """
+# The candidates found through the GIN index on the tsvector: it holds every bot's chunks, so its
+# posting lists cost what the query's words match in the whole index, before the bot filter.
+TEXT_HITS = _TEXT_HITS.replace("<chunks>", "knowledge_chunk")
+# The same hits from the bot's own rows (index on bot_id), each one's tsvector checked: costs what
+# the bot holds. `OFFSET 0` keeps the planner from merging the two and going back to the GIN index.
+TEXT_HITS_BOT_ROWS = _TEXT_HITS.replace(
+    "<chunks>",
+    "(SELECT id, bot_id, search_vector FROM knowledge_chunk WHERE bot_id = %(bot_id)s OFFSET 0) AS bot_chunks",
+)
 
 # The candidates of both rankers with what the relevance model needs: each one's cosine
 # similarity and the IDF weight of the query's lexemes it contains (`{text_score}`, 0 when
@@ -78,9 +87,12 @@ PASSAGES = """
 """
 
 # The query's lexemes (parsed like the chunks' text) with their document frequency in
-# the bot; the empty lexeme brings the bot's total chunk count.
+# the bot; the empty lexeme brings the bot's total chunk count, NULL the planner's estimate
+# of the chunks of all bots (-1 before the table was first analysed).
 QUERY_LEXEMES = f"""
     SELECT q.lexeme, coalesce(s.chunk_count, 0)
     FROM unnest(array_append(tsvector_to_array(to_tsvector('{FULLTEXT_CONFIG}', %(query)s)), '')) AS q(lexeme)
     LEFT JOIN knowledge_lexemestat s ON s.bot_id = %(bot_id)s AND s.lexeme = q.lexeme
+    UNION ALL
+    SELECT NULL, reltuples::bigint FROM pg_class WHERE oid = 'knowledge_chunk'::regclass
 """

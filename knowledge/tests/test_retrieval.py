@@ -219,6 +219,69 @@ def test_a_small_bot_is_searched_exactly_its_ranking_equals_the_exact_one(alice,
     assert set(found) == set(exact)
 
 
+def text_plan(bot, tenant, query):
+    """The chunk ids of a full-text-only search, and the (verbose) plan of its statement (indexes favoured)."""
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        # On tables this small the planner would scan rather than use any index: bitmap index scans only.
+        cursor.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off")
+        with CaptureQueriesContext(connection) as queries:
+            passages = search_ranked(tenant=tenant, bot=bot, query=query, top_k=20, mode="fulltext")
+        (statement,) = [q["sql"] for q in queries.captured_queries if "ts_rank_cd" in q["sql"]]
+        cursor.execute("EXPLAIN VERBOSE " + statement)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    return [p.chunk_id for p in passages], plan
+
+
+def test_a_small_bot_in_a_large_index_finds_its_full_text_hits_in_its_own_rows(alice, alice_bot, add_text):
+    from django.db import connection
+
+    from bothero.testing.factories import BotFactory
+    from knowledge import selectors
+
+    # Another bot whose chunks share the query's words: the GIN index's posting lists are mostly its.
+    busy_bot = BotFactory(tenant=alice.tenant)
+    for n in range(40):
+        add_text(busy_bot, f"busy {n}", f"Battery charger model {n}: charge the battery in {n + 1} hours.")
+    for n, note in enumerate(SMALL_BOT_NOTES):
+        add_text(alice_bot, f"note {n}", note)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE knowledge_chunk")  # the planner's estimate of all bots' chunks
+    query = "How long should I charge the battery and the charger?"
+
+    # At this size the GIN index is the cheaper path; the cost of a bot row decides which is taken.
+    original = selectors.BOT_ROW_COST_IN_POSTINGS
+    try:
+        through_gin, gin_plan = text_plan(alice_bot, alice.tenant, query)
+        selectors.BOT_ROW_COST_IN_POSTINGS = 0  # as if the index held far more chunks than this bot
+        own_rows, rows_plan = text_plan(alice_bot, alice.tenant, query)
+    finally:
+        selectors.BOT_ROW_COST_IN_POSTINGS = original
+
+    assert "bot_chunks" not in gin_plan
+    assert "bot_chunks" in rows_plan
+    assert "chunk_search_vector_gin" not in rows_plan
+    assert re.search(r"Bitmap Index Scan on \S*bot_id\S*", rows_plan)  # the bot's rows, through its index
+    assert own_rows == through_gin  # the same hits in the same order
+    assert len(own_rows) >= 2
+    assert set(own_rows) <= set(Chunk.objects.filter(bot=alice_bot).values_list("public_id", flat=True))
+
+
+def test_the_full_text_ranker_reads_a_bots_rows_only_when_they_are_few_against_the_index():
+    from knowledge.selectors import text_search_reads_bot_rows
+
+    # A bot of 1,000 chunks in a million: its 100 matches stand for ~100,000 postings of all bots.
+    assert text_search_reads_bot_rows(1_000, 100, 1_000_000)
+    # The only bot of the index, or a large one: the GIN index.
+    assert not text_search_reads_bot_rows(1_000_000, 500, 1_000_000)
+    assert not text_search_reads_bot_rows(50_000, 500, 1_000_000)
+    # Index size unknown (never analysed), or an empty bot: the GIN index.
+    assert not text_search_reads_bot_rows(1_000, 100, -1)
+    assert not text_search_reads_bot_rows(0, 0, 1_000_000)
+
+
 def test_a_chunks_embedding_stays_in_its_row_for_the_exact_scan(alice, alice_bot, add_text):
     from django.db import connection
 
