@@ -25,16 +25,22 @@ the index, and that reindexing one document leaves the HNSW index file in place 
 
 The data set. Text: chunks of 60–200 words of English prose assembled from consecutive docstring
 sentences of the installed Python packages (deterministic, seed 42). Vectors: embedding a million
-chunks with the local int8 MiniLM would take days on 2 cores, so `--real` chunks are embedded with
-the real model (cached under var/) and every other chunk gets a synthetic unit vector
-(`--vectors`):
+chunks with the local int8 MiniLM would take days on 2 cores, so `--real` chunks (default 20,000) are
+real: manual page paragraphs (`--real-source man`, bench/real_passages.py; their text replaces the
+chunk's) embedded with the real model (cached under var/), and every other chunk gets a synthetic unit
+vector made from them (`--vectors`):
 
 * `mixture` (default): `normalise(r_i + b·r_j + 0.6·g)`, r_i and r_j real embeddings, b ∈ [0, 0.6],
-  g Gaussian noise: the clustered, anisotropic shape of real embeddings. Each real vector is the
-  main part of (chunks / real) synthetic ones, ~670 at a million chunks and 1,500 real ones: a
-  query's neighbourhood is a crowd of near-ties, harder for HNSW than most real corpora (the
-  ratio is what makes recall fall with scale; `--real` changes it);
+  g Gaussian noise: near one real vector, as the passages of one topic are. Each real vector is the
+  main part of (chunks / real) synthetic ones, 50 at a million chunks and 20,000 real ones;
+* `blend`: a random convex mixture of BLEND_PARTS real embeddings plus noise (no main part);
 * `uniform`: uniformly random unit vectors (far from the real embeddings: the easy case).
+
+bench/retrieval_generator.py compares each generator with real embeddings at sizes that can be
+embedded (5,000–20,000), at the same ratio of synthetic to real vectors: `mixture` is as hard as or
+harder than the real set at every size (`blend` is easier below 20,000). The ratio matters: with the
+1,500 real vectors of earlier versions (~670 near-copies of each at a million) a query's neighbourhood
+was a crowd of near-ties, far harder than the real embeddings.
 
 With `--layout single` the queries are sentences of the real-embedded chunks (as earlier versions
 of this benchmark); otherwise of any chunk of the queried bot.
@@ -63,6 +69,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bothero.settings")
 
+from real_passages import man_passages  # noqa: E402
+
+# The `blend` generator: a random convex mixture of BLEND_PARTS real embeddings plus Gaussian
+# noise of norm ~BLEND_NOISE (see the module's docstring and bench/retrieval_generator.py).
+BLEND_PARTS = 3
+BLEND_NOISE = 0.3
 SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 CONTROL = re.compile("[\x00-\x1f\x7f]")
 DOCUMENT_CHUNKS = 500
@@ -177,8 +189,14 @@ def main() -> int:
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--layout", choices=["single", "bots", "longtail"], default="single")
     parser.add_argument("--bots", type=int, default=1000, help="bots of the `bots` layout")
-    parser.add_argument("--vectors", choices=["mixture", "uniform"], default="mixture")
-    parser.add_argument("--real", type=int, default=1500, help="chunks embedded with the real model")
+    parser.add_argument("--vectors", choices=["mixture", "blend", "uniform"], default="mixture")
+    parser.add_argument("--real", type=int, default=20_000, help="chunks embedded with the real model")
+    parser.add_argument(
+        "--real-source",
+        choices=["man", "docstrings"],
+        default="man",
+        help="text of the real-embedded chunks: manual page paragraphs, or docstring chunks as the rest",
+    )
     parser.add_argument("--queries", type=int, default=200, help="queries in all (spread over the size classes)")
     parser.add_argument("--bots-per-class", type=int, default=5, help="bots queried per size class")
     parser.add_argument("--rounds", type=int, default=2, help="times each hybrid query is timed")
@@ -219,6 +237,7 @@ def main() -> int:
         "layout": layout,
         "vectors": args.vectors,
         "real": args.real,
+        "real_source": args.real_source,
         "index_type": args.index_type,
         "m": args.m,
         "ef_construction": args.ef_construction,
@@ -255,6 +274,11 @@ def main() -> int:
 
         embedder = configured_embedder()
         report["machine"]["postgres"] = connection.pg_version
+        with connection.cursor() as cursor:
+            # What decides whether the HNSW graph stays in memory between searches.
+            for setting in ("shared_buffers", "effective_cache_size", "work_mem", "max_parallel_workers_per_gather"):
+                cursor.execute(f"SHOW {setting}")
+                report["machine"].setdefault("postgres_settings", {})[setting] = cursor.fetchone()[0]
         dataset = data_set(args, embedder, report)
         with connection.cursor() as cursor:
             cursor.execute("CREATE TABLE IF NOT EXISTS bench_meta (key jsonb, built jsonb)")
@@ -313,20 +337,15 @@ def data_set(args, embedder, report) -> DataSet:
     texts = make_chunks(sentences, args.chunks, rng)
     report["data_set"]["sentences_in_pool"] = len(sentences)
     print(f"Text: {len(texts)} chunks from {len(sentences)} sentences in {time.perf_counter() - started:.0f} s")
-    real = cached_embeddings(embedder, texts[: args.real], "chunks")
+    if args.real_source == "man":
+        # The real-embedded chunks are manual page paragraphs (their text goes with their vector).
+        texts[: args.real] = man_passages(args.real)
+        real = cached_embeddings(embedder, texts[: args.real], "man")
+    else:
+        real = cached_embeddings(embedder, texts[: args.real], "chunks")
     vectors = np.empty((args.chunks, real.shape[1]), dtype=np.float32)
     vectors[: args.real] = real
-    synthetic = args.chunks - args.real
-    if args.vectors == "uniform":
-        bulk = np_rng.standard_normal((synthetic, real.shape[1])).astype(np.float32)
-    else:
-        first = real[np_rng.integers(0, args.real, synthetic)]
-        second = real[np_rng.integers(0, args.real, synthetic)]
-        mix = np_rng.uniform(0, 0.6, (synthetic, 1)).astype(np.float32)
-        noise = np_rng.standard_normal((synthetic, real.shape[1])).astype(np.float32) / np.sqrt(real.shape[1])
-        bulk = first + mix * second + 0.6 * noise
-    vectors[args.real :] = normalised(bulk)
-    del bulk
+    vectors[args.real :] = synthetic_vectors(real, args.chunks - args.real, args.vectors, np_rng)
 
     sizes = bot_sizes(args.layout, args.chunks, args.bots, rng)
     # Documents of up to 500 chunks, in shuffled order (bots' documents interleave, as ingestion over
@@ -344,17 +363,39 @@ def data_set(args, embedder, report) -> DataSet:
     return dataset
 
 
+def synthetic_vectors(real, count: int, kind: str, np_rng):
+    """`count` synthetic unit vectors made from the `real` embeddings (see the module's docstring)."""
+    import numpy as np
+
+    dimension = real.shape[1]
+    out = np.empty((count, dimension), dtype=np.float32)
+    for first in range(0, count, 100_000):  # in blocks: a million at once would need several GB
+        n = min(100_000, count - first)
+        noise = np_rng.standard_normal((n, dimension)).astype(np.float32) / np.sqrt(dimension)
+        if kind == "uniform":
+            bulk = noise
+        elif kind == "mixture":
+            main = real[np_rng.integers(0, len(real), n)]
+            second = real[np_rng.integers(0, len(real), n)]
+            bulk = main + np_rng.uniform(0, 0.6, (n, 1)).astype(np.float32) * second + 0.6 * noise
+        else:  # blend
+            weights = np_rng.dirichlet(np.ones(BLEND_PARTS), n).astype(np.float32)
+            bulk = BLEND_NOISE * noise
+            for part in range(BLEND_PARTS):
+                bulk += weights[:, part : part + 1] * real[np_rng.integers(0, len(real), n)]
+        out[first : first + n] = normalised(bulk)
+    return out
+
+
 def cached_embeddings(embedder, texts: list[str], kind: str):
     """Real embeddings of `texts`, cached under var/ by content (embedding is the slow part)."""
     import numpy as np
 
     digest = hashlib.sha256("\x1e".join(texts).encode()).hexdigest()[:16]
-    cache = ROOT / "var" / f"bench-embeddings-{kind}-{digest}.npy"
+    # By model too: vectors of another model (of the same dimension) must not be mixed with its queries.
+    cache = ROOT / "var" / f"bench-embeddings-{kind}-{embedder.model_name}-{digest}.npy"
     if cache.exists():
         return np.load(cache)
-    earlier = ROOT / "var" / f"bench-embeddings-{digest}.npz"  # the cache of earlier versions of this benchmark
-    if earlier.exists():
-        return np.load(earlier)["vectors"]
     started = time.perf_counter()
     vectors = embedder.embed(texts, batch_size=64)
     seconds = time.perf_counter() - started
@@ -394,6 +435,8 @@ def build(args, dataset: DataSet, report) -> dict:
             cursor.execute("DROP INDEX chunk_embedding_hnsw")
             cursor.execute(hnsw_index_definition(args))
         built["empty_index_write"] = write_document(tenant, bots[0], dataset, label="empty index")
+        Chunk.objects.all().delete()
+        built["empty_index_ingest"] = ingest_document(tenant, bots[0], label="empty index")
         Chunk.objects.all().delete()
         Document.objects.all().delete()
 
@@ -880,6 +923,33 @@ def write_document(tenant, bot, dataset: DataSet, *, label: str) -> dict:
     return result | {"document_id": document.pk}
 
 
+INGEST_PASSAGES = range(19_000, 20_000)  # ~46,000 words of manual pages: ~250 chunks
+
+
+def ingest_document(tenant, bot, *, label: str) -> dict:
+    """A whole ingestion (parse, chunk, embed with the real model, write) of a plain-text document."""
+    from bothero.ids import new_public_id
+    from knowledge.models import Document
+    from knowledge.services.ingestion import document_ingest
+
+    passages = man_passages(INGEST_PASSAGES.stop)
+    text = "\n\n".join(passages[n] for n in INGEST_PASSAGES)
+    claim = new_public_id("bench")
+    document = Document.objects.create(
+        tenant=tenant, bot=bot, title=f"Bench ingest ({label})", source_type="text", content_type="text/plain",
+        status="queued", text=text, size_bytes=len(text.encode()),
+    )  # fmt: skip
+    started = time.perf_counter()
+    document = document_ingest(document_id=document.pk, claim_token=claim)
+    seconds = time.perf_counter() - started
+    if document is None or document.status != "ready":
+        raise RuntimeError(f"the bench document was not ingested: {document and document.error_message}")
+    count = document.chunk_count
+    result = {"chunks": count, "seconds": round(seconds, 2), "chunks_per_s": round(count / seconds, 2)}
+    print(f"Ingested a {count}-chunk text document into the {label}: {result}", flush=True)
+    return result | {"document_id": document.pk}
+
+
 def measure_writes(args, dataset: DataSet, report) -> None:
     from django.db import connection
 
@@ -889,7 +959,16 @@ def measure_writes(args, dataset: DataSet, report) -> None:
 
     bots = bench_bots()
     tenant = bots[0].tenant
-    writes: dict = {"empty_index": report["build"].get("empty_index_write")}
+    writes: dict = {
+        "empty_index": report["build"].get("empty_index_write"),
+        "empty_index_ingest": report["build"].get("empty_index_ingest"),
+    }
+    # Writes into the loaded index as into the empty one: nothing else running in this process.
+    written = write_document(tenant, bots[0], dataset, label="loaded index")
+    writes["loaded_index"] = {k: v for k, v in written.items() if k != "document_id"}
+    ingested = ingest_document(tenant, bots[0], label="loaded index")
+    writes["loaded_index_ingest"] = {k: v for k, v in ingested.items() if k != "document_id"}
+    services.document_delete(document=Document.objects.get(pk=ingested["document_id"]))
     # Searches of the written bot (bot 0) go on in another thread; their latency before, during each write.
     queries = [query_from(dataset.texts[row % len(dataset.texts)], random.Random(row)) for row in range(0, 40 * 97, 97)]
     phase = {"name": "before"}
@@ -911,9 +990,6 @@ def measure_writes(args, dataset: DataSet, report) -> None:
     searcher.start()
     try:
         time.sleep(10)
-        phase["name"] = "during the 10k-chunk write"
-        written = write_document(tenant, bots[0], dataset, label="loaded index")
-        writes["loaded_index"] = {k: v for k, v in written.items() if k != "document_id"}
         document = Document.objects.get(pk=written["document_id"])
         phase["name"] = "during the 10k-chunk delete"
         started = time.perf_counter()
@@ -946,6 +1022,10 @@ def measure_writes(args, dataset: DataSet, report) -> None:
     if writes["empty_index"]:
         writes["loaded_vs_empty_chunks_per_s"] = round(
             writes["loaded_index"]["chunks_per_s"] / writes["empty_index"]["chunks_per_s"], 3
+        )
+    if writes["empty_index_ingest"]:
+        writes["ingest_loaded_vs_empty_chunks_per_s"] = round(
+            writes["loaded_index_ingest"]["chunks_per_s"] / writes["empty_index_ingest"]["chunks_per_s"], 3
         )
     report["writes"] = writes
     print(json.dumps(writes, indent=2))
