@@ -80,6 +80,10 @@ CONTROL = re.compile("[\x00-\x1f\x7f]")
 DOCUMENT_CHUNKS = 500
 SIZE_CLASSES = [("≤1k", 0, 1_000), ("1k–10k", 1_000, 10_000), ("10k–100k", 10_000, 100_000), (">100k", 100_000, None)]
 DELETE_DOCUMENT_CHUNKS = 10_000
+# How knowledge.sql.TEXT_HITS_BOT_ROWS reads the bot's rows (replaced by the table: the GIN path).
+BOT_ROWS_SOURCE = (
+    "(SELECT id, bot_id, search_vector FROM knowledge_chunk WHERE bot_id = %(bot_id)s OFFSET 0) AS bot_chunks"
+)
 
 
 def prose_sentences(limit: int = 400_000) -> list[str]:
@@ -675,7 +679,7 @@ def measure(args, dataset: DataSet, report) -> None:
     from django.db import connection, transaction
 
     from knowledge.conf import configured_embedder
-    from knowledge.selectors import _bot_chunk_count, _vector_hits_sql, search
+    from knowledge.selectors import _bot_chunk_count, _text_hits_sql, _vector_hits_sql, search
     from knowledge.sql import EXACT_VECTOR_HITS
 
     embedder = configured_embedder()
@@ -773,7 +777,7 @@ def measure(args, dataset: DataSet, report) -> None:
 
     exact_sql_done: dict[str, int] = {}
     per_bot: dict[int, dict] = {}
-    for (name, bot_index, _query), vector, exact in zip(plan, query_vectors, exact_ids, strict=True):
+    for (name, bot_index, query), vector, exact in zip(plan, query_vectors, exact_ids, strict=True):
         bot = bots[bot_index]
         params = {"bot_id": bot.pk, "tenant_id": tenant.pk, "candidates": 20, "vector": vector_literal(vector)}
         bot_stats = per_bot.setdefault(bot_index, {"chunks": dataset.sizes[bot_index], "hnsw_ms": [], "exact_ms": [],
@@ -784,6 +788,27 @@ def measure(args, dataset: DataSet, report) -> None:
             ids, ms = timed_ids(cursor, sql, params)
         record(name, "recall", "search vector ranker", len(set(ids) & set(exact)) / 10)
         record(name, "latency", "search vector ranker (SQL)", ms)
+        # The full-text ranker as `search` plans it (from the bot's own rows or through the GIN index).
+        with connection.cursor() as cursor:
+            text_params = {"bot_id": bot.pk, "tenant_id": tenant.pk, "candidates": 20}
+            text_sql, *_ = _text_hits_sql(cursor, bot=bot, query=query, params=text_params)
+            if text_sql:
+                path = "bot rows" if "AS bot_chunks" in text_sql else "GIN"
+                started = time.perf_counter()
+                cursor.execute(f"SELECT count(*) FROM ({text_sql}) AS text_hits", text_params)
+                cursor.fetchall()
+                record(
+                    name, "latency", f"search full-text ranker via {path} (SQL)", (time.perf_counter() - started) * 1000
+                )
+                if path == "bot rows":  # the same statement through the GIN index, as before
+                    gin_sql = text_sql.replace(BOT_ROWS_SOURCE, "knowledge_chunk")
+                    assert gin_sql != text_sql
+                    started = time.perf_counter()
+                    cursor.execute(f"SELECT count(*) FROM ({gin_sql}) AS text_hits", text_params)
+                    cursor.fetchall()
+                    record(
+                        name, "latency", "full-text ranker forced via GIN (SQL)", (time.perf_counter() - started) * 1000
+                    )
         # The HNSW path forced, at each ef_search.
         for ef in ef_values:
             with transaction.atomic(), connection.cursor() as cursor:
