@@ -19,9 +19,14 @@ from one of the queried bot's chunks, embedded at query time. Per size class, in
   p50/p99 of the first of `--rounds` interleaved rounds, and the p50 of each query's best round.
 
 `--writes` then measures, on the loaded index, writing a 10,000-chunk document (the database part
-of ingestion, `_document_finish`) beside the same write into the empty index (measured when the
-database was created), search latency while that document is deleted and while VACUUM then cleans
-the index, and that reindexing one document leaves the HNSW index file in place (no rebuild).
+of ingestion, `_document_finish`) and a whole ingestion of a ~350-chunk text document (parse, chunk,
+embed, write), each beside the same write into the empty index (measured when the database was
+created, with the same index settings; nothing else runs in the process during either), then search
+latency while the 10,000-chunk document is deleted and while VACUUM then cleans the index, and that
+reindexing one document leaves the HNSW index file in place (no rebuild).
+
+The server's settings matter at a million chunks: give the embedded PostgreSQL `shared_buffers`
+above the HNSW index (`ALTER SYSTEM SET shared_buffers = '4GB'`, then restart it) and `--warm`.
 
 The data set. Text: chunks of 60–200 words of English prose assembled from consecutive docstring
 sentences of the installed Python packages (deterministic, seed 42). Vectors: embedding a million
