@@ -5,7 +5,11 @@ worker before it accepts from the shared socket), so a freshly started process
 loads the embedding model here rather than with its first question: loading it
 is seconds of CPU, and the requests that arrived meanwhile held pooled
 connections past `DB_POOL_TIMEOUT` and answered 503 (docs/performance.md, the
-warm-up of `bench/load.py`). `manage.py` commands, Celery and the tests never
+warm-up of `bench/load.py`). It builds the chat provider here too: with
+`LLM_PROVIDER=openai` that imports the `openai` SDK (about a second of CPU, several
+on a busy machine), and the first questions of a process, each holding its pooled
+connection, queued behind that import in `get_provider` until some waited past
+`DB_POOL_TIMEOUT`. `manage.py` commands, Celery and the tests never
 run it; a server without lifespan support skips it.
 """
 
@@ -13,6 +17,7 @@ import asyncio
 import logging
 import time
 
+from conversations.providers import get_provider
 from knowledge.conf import embedder_warm_up
 
 logger = logging.getLogger(__name__)
@@ -32,6 +37,16 @@ async def lifespan(scope, receive, send):
                 return
             if loaded:
                 logger.info("Embedding model loaded in %.1f s, before taking requests.", time.monotonic() - started)
+            started = time.monotonic()
+            try:
+                provider = await asyncio.to_thread(get_provider)
+            except Exception as exc:
+                # A chat provider that cannot be built would fail every question, as a missing model would.
+                logger.exception("The chat provider could not be built; not starting.")
+                await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
+                return
+            logger.info("Chat provider %s ready in %.1f s, before taking requests.", provider.name,
+                        time.monotonic() - started)  # fmt: skip
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
