@@ -23,30 +23,37 @@ from knowledge.conf import embedder_warm_up
 logger = logging.getLogger(__name__)
 
 
+class _StartupFailed(Exception):
+    """A start-up step failed (logged); the message is what uvicorn is told."""
+
+
+async def _startup_step(function, failure: str):
+    """Run one blocking start-up step on a thread; a failure is logged with `failure` and stops the start:
+    a model or a chat provider that cannot be loaded would fail every question, so the process refuses
+    to serve rather than answer 500s."""
+    try:
+        return await asyncio.to_thread(function)
+    except Exception as exc:
+        logger.exception(failure)
+        raise _StartupFailed(f"{type(exc).__name__}: {exc}") from exc
+
+
 async def lifespan(scope, receive, send):
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
-            started = time.monotonic()
             try:
-                loaded = await asyncio.to_thread(embedder_warm_up)
-            except Exception as exc:
-                # A model that cannot load would fail every question: refuse to start instead.
-                logger.exception("The embedding model did not load; not starting.")
-                await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
+                started = time.monotonic()
+                loaded = await _startup_step(embedder_warm_up, "The embedding model did not load; not starting.")
+                if loaded:
+                    logger.info("Embedding model loaded in %.1f s, before taking requests.", time.monotonic() - started)
+                started = time.monotonic()
+                provider = await _startup_step(get_provider, "The chat provider could not be built; not starting.")
+                logger.info("Chat provider %s ready in %.1f s, before taking requests.", provider.name,
+                            time.monotonic() - started)  # fmt: skip
+            except _StartupFailed as failed:
+                await send({"type": "lifespan.startup.failed", "message": str(failed)})
                 return
-            if loaded:
-                logger.info("Embedding model loaded in %.1f s, before taking requests.", time.monotonic() - started)
-            started = time.monotonic()
-            try:
-                provider = await asyncio.to_thread(get_provider)
-            except Exception as exc:
-                # A chat provider that cannot be built would fail every question, as a missing model would.
-                logger.exception("The chat provider could not be built; not starting.")
-                await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
-                return
-            logger.info("Chat provider %s ready in %.1f s, before taking requests.", provider.name,
-                        time.monotonic() - started)  # fmt: skip
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
