@@ -3,13 +3,24 @@
 Rows are ordered by their auto-increment primary key, which is unique and
 grows with creation time, so a cursor ("after this row") never skips or
 repeats a row when others are added while a client pages. Cursors are opaque
-to clients: a position written in base 62, at most 10 characters (under 2**63,
-PostgreSQL's bigint), so that every string the schema's pattern allows is a
-cursor the server accepts, and every other string is refused (400).
+to clients: a position written in base 62, at most 10 characters, so that every
+string the schema's pattern allows is a cursor the server accepts, and every
+other string is refused (400).
+
+The position is not shown as it is: primary keys are shared by every tenant,
+so two cursors a few days apart would tell a client how many rows the whole
+platform created in between. A keyed permutation of the positions a cursor
+can hold (a Feistel network with cycle-walking, keyed from SECRET_KEY) turns
+consecutive keys into unrelated cursors; it is a bijection, so decoding stays
+exact and every pattern-valid cursor is still some position.
 """
 
+import hashlib
+import hmac
 import re
+from functools import cache
 
+from django.conf import settings
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 
@@ -26,7 +37,52 @@ _CURSOR_RE = re.compile(CURSOR_PATTERN)
 _LIMIT_RE = re.compile(r"^[0-9]{1,3}$")
 
 
+#: Positions a cursor can hold: every number of at most 10 base-62 digits.
+CURSOR_POSITIONS = 62**10
+_HALF_BITS = 30  # the Feistel network permutes 60-bit numbers; 2**60 > CURSOR_POSITIONS
+_HALF_MASK = (1 << _HALF_BITS) - 1
+_ROUNDS = 4
+
+
+@cache
+def _round_keys(secret_key: str) -> tuple[bytes, ...]:
+    base = hmac.new(secret_key.encode(), b"bothero.pagination.cursor", hashlib.sha256).digest()
+    return tuple(hashlib.sha256(base + bytes([number])).digest() for number in range(_ROUNDS))
+
+
+def _round(key: bytes, half: int) -> int:
+    digest = hashlib.blake2b(half.to_bytes(4, "big"), key=key, digest_size=4).digest()
+    return int.from_bytes(digest, "big") & _HALF_MASK
+
+
+def _feistel(value: int, keys: tuple[bytes, ...]) -> int:
+    left, right = value >> _HALF_BITS, value & _HALF_MASK
+    for key in keys:
+        left, right = right, left ^ _round(key, right)
+    return (left << _HALF_BITS) | right
+
+
+def _feistel_inverse(value: int, keys: tuple[bytes, ...]) -> int:
+    left, right = value >> _HALF_BITS, value & _HALF_MASK
+    for key in reversed(keys):
+        left, right = right ^ _round(key, left), left
+    return (left << _HALF_BITS) | right
+
+
+def _permute(position: int, step) -> int:
+    """`step` (a permutation of 60-bit numbers) walked until it lands under CURSOR_POSITIONS: a permutation
+    of 0..CURSOR_POSITIONS-1 (cycle-walking; about 1.4 steps on average)."""
+    keys = _round_keys(settings.SECRET_KEY)
+    position = step(position, keys)
+    while position >= CURSOR_POSITIONS:
+        position = step(position, keys)
+    return position
+
+
 def encode_cursor(position: int) -> str:
+    if not 0 <= position < CURSOR_POSITIONS:
+        raise ValueError(f"A cursor holds a position from 0 to {CURSOR_POSITIONS - 1}, not {position}.")
+    position = _permute(position, _feistel)
     digits = []
     while True:
         position, digit = divmod(position, 62)
@@ -42,7 +98,7 @@ def decode_cursor(cursor: str) -> int:
     position = 0
     for char in cursor:
         position = position * 62 + CURSOR_ALPHABET.index(char)
-    return position
+    return _permute(position, _feistel_inverse)
 
 
 def parse_limit(raw: str | None) -> int:

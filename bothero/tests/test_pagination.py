@@ -2,6 +2,7 @@
 
 import pytest
 
+from bothero.api.pagination import CURSOR_POSITIONS, decode_cursor, encode_cursor
 from bothero.testing.factories import BotFactory
 
 pytestmark = pytest.mark.django_db
@@ -83,3 +84,32 @@ def test_the_cursor_pattern_is_documented(alice):
     schema = alice.client.get("/v1/openapi.json").json()
     cursor = next(p for p in schema["paths"]["/v1/bots"]["get"]["parameters"] if p["name"] == "cursor")
     assert cursor["schema"]["pattern"] == "^[0-9A-Za-z]{1,10}$"
+
+
+def test_a_cursor_does_not_show_the_row_position():
+    # Primary keys are shared by every tenant: consecutive positions must not give neighbouring cursors,
+    # or two cursors would tell a client how many rows the whole platform created in between.
+    cursors = [encode_cursor(position) for position in range(1, 201)]
+    assert len(set(cursors)) == 200
+    assert sorted(cursors) != cursors
+    assert not any(cursor.lstrip("0") == str(position) for position, cursor in enumerate(cursors, start=1))
+    assert sum(len(cursor) >= 9 for cursor in cursors) > 190  # small positions do not make short cursors
+
+
+@pytest.mark.parametrize("position", [0, 1, 2, 61, 62, 12345, 2**31, 2**40 + 7, CURSOR_POSITIONS - 1])
+def test_a_cursor_decodes_to_the_position_it_was_made_from(position):
+    assert decode_cursor(encode_cursor(position)) == position
+
+
+def test_every_pattern_valid_cursor_decodes_to_a_position_that_encodes_back_to_it():
+    for cursor in ["0", "1", "K9", "garbage", "zzzzzzzzzz", "ZZZZZZZZZZ", "0000000001"]:
+        position = decode_cursor(cursor)
+        assert 0 <= position < CURSOR_POSITIONS
+        assert encode_cursor(position) == (cursor.lstrip("0") or "0")  # leading zeros are not written
+
+
+def test_the_cursor_key_comes_from_the_secret_key(settings):
+    before = encode_cursor(42)
+    settings.SECRET_KEY = "another-secret"
+    assert encode_cursor(42) != before
+    assert decode_cursor(encode_cursor(42)) == 42
