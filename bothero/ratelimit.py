@@ -1,4 +1,5 @@
-"""Fixed-window counters shared by every web process (Redis), or per process without Redis.
+"""Fixed-window counters shared by every web process (Redis), or per process without Redis; and slots
+(`slot_acquire`), which bound how many of something a client holds open at once.
 
 A window is a calendar minute (by default); the counter for `key` in that
 window is one Redis key, incremented and given an expiry in one MULTI/EXEC, so
@@ -12,6 +13,7 @@ count still stops a single runaway client.
 """
 
 import logging
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -103,3 +105,57 @@ def peek(key: str, *, limit: int, window_seconds: int = 60) -> RateLimitResult:
 def hit_tenant(tenant) -> RateLimitResult:
     """Count one API call against `tenant`'s plan: `requests_per_minute`, shared by every process."""
     return hit(f"tenant:{tenant.public_id}", limit=tenant.plan.requests_per_minute)
+
+
+# --- concurrency: how many of something (an open stream) a client holds at once -------------------------
+
+_local_slots: dict[str, dict[str, float]] = {}
+
+
+def slot_acquire(key: str, *, limit: int, ttl_seconds: float) -> str | None:
+    """Take one of `limit` slots of `key` for at most `ttl_seconds`: its token, or None when all are taken.
+
+    A slot is a member of a Redis sorted set scored by its expiry, so one that is
+    never released (a process killed mid-stream) frees itself when it expires.
+    The member is added before the count is read: two racing requests may both
+    be refused near the limit, never both admitted above it.
+    """
+    token = secrets.token_hex(8)
+    now = time.time()
+    client = get_redis()
+    if client is not None:
+        slots_key = f"slots:{key}"
+        try:
+            pipe = client.pipeline()
+            pipe.zremrangebyscore(slots_key, "-inf", now)
+            pipe.zadd(slots_key, {token: now + ttl_seconds})
+            pipe.zcard(slots_key)
+            pipe.expire(slots_key, int(ttl_seconds) + 5)
+            taken = pipe.execute()[2]
+            if taken <= limit:
+                return token
+            client.zrem(slots_key, token)
+            return None
+        except redis.RedisError as exc:
+            _warn_redis_down(exc)
+    with _local_lock:
+        slots = _local_slots.setdefault(key, {})
+        for stale in [t for t, expiry in slots.items() if expiry <= now]:
+            del slots[stale]
+        if len(slots) >= limit:
+            return None
+        slots[token] = now + ttl_seconds
+    return token
+
+
+def slot_release(key: str, token: str) -> None:
+    """Give back the slot `token` of `key` (nothing when it has expired already)."""
+    client = get_redis()
+    if client is not None:
+        try:
+            client.zrem(f"slots:{key}", token)
+            return
+        except redis.RedisError as exc:
+            _warn_redis_down(exc)
+    with _local_lock:
+        _local_slots.get(key, {}).pop(token, None)

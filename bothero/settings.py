@@ -414,11 +414,21 @@ if (
 WIDGET_VISITOR_REQUESTS_PER_MINUTE = env.int("WIDGET_VISITOR_REQUESTS_PER_MINUTE", default=20)
 WIDGET_ADDRESS_REQUESTS_PER_MINUTE = env.int("WIDGET_ADDRESS_REQUESTS_PER_MINUTE", default=60)
 WIDGET_MAX_MESSAGE_CHARS = env.int("WIDGET_MAX_MESSAGE_CHARS", default=1000)
-if min(WIDGET_VISITOR_REQUESTS_PER_MINUTE, WIDGET_ADDRESS_REQUESTS_PER_MINUTE, WIDGET_MAX_MESSAGE_CHARS) < 1:
-    raise ImproperlyConfigured(
-        "WIDGET_VISITOR_REQUESTS_PER_MINUTE, WIDGET_ADDRESS_REQUESTS_PER_MINUTE and WIDGET_MAX_MESSAGE_CHARS "
-        "must be at least 1."
-    )
+# A visitor following its conversation live (GET /v1/conversations/:id/events with a publishable key): how long
+# one stream lasts before the widget reconnects, and how many may be open at once per visitor and per address.
+WIDGET_EVENTS_MAX_SECONDS = env.int("WIDGET_EVENTS_MAX_SECONDS", default=300)
+WIDGET_EVENTS_STREAMS_PER_VISITOR = env.int("WIDGET_EVENTS_STREAMS_PER_VISITOR", default=3)
+WIDGET_EVENTS_STREAMS_PER_ADDRESS = env.int("WIDGET_EVENTS_STREAMS_PER_ADDRESS", default=20)
+_WIDGET_LIMITS = {
+    "WIDGET_VISITOR_REQUESTS_PER_MINUTE": WIDGET_VISITOR_REQUESTS_PER_MINUTE,
+    "WIDGET_ADDRESS_REQUESTS_PER_MINUTE": WIDGET_ADDRESS_REQUESTS_PER_MINUTE,
+    "WIDGET_MAX_MESSAGE_CHARS": WIDGET_MAX_MESSAGE_CHARS,
+    "WIDGET_EVENTS_MAX_SECONDS": WIDGET_EVENTS_MAX_SECONDS,
+    "WIDGET_EVENTS_STREAMS_PER_VISITOR": WIDGET_EVENTS_STREAMS_PER_VISITOR,
+    "WIDGET_EVENTS_STREAMS_PER_ADDRESS": WIDGET_EVENTS_STREAMS_PER_ADDRESS,
+}
+if min(_WIDGET_LIMITS.values()) < 1:
+    raise ImproperlyConfigured(f"{', '.join(_WIDGET_LIMITS)} must be at least 1.")
 # CORS (django-cors-headers) only for the endpoints a publishable key may call, and only for origins some
 # live publishable key allows: bothero.api.publishable.cors_allows_request decides per request.
 # A pattern that matches no path: CORS is on only where the signal handler says so.

@@ -46,6 +46,11 @@ def conversation_list_for_visitor(*, tenant, publishable_key, visitor) -> QueryS
     ).select_related("bot")
 
 
+def conversation_status_get(*, public_id: str) -> str:
+    """The status of conversation `public_id` now ("" when it is gone)."""
+    return Conversation.objects.filter(public_id=public_id).values_list("status", flat=True).first() or ""
+
+
 def conversation_get(*, tenant, public_id: str) -> Conversation:
     """The tenant's conversation `public_id` (NotFoundError `conversation_not_found` for another tenant's)."""
     conversation = conversation_list(tenant=tenant).filter(public_id=public_id).first()

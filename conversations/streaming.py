@@ -26,8 +26,10 @@ from django.db import connections
 
 from bothero.api.errors import error_body
 from bothero.errors import ApplicationError, UpstreamError
+from conversations.events import visitor_event_data
 from conversations.models import Message
 from conversations.realtime import conversation_group
+from conversations.selectors import conversation_status_get
 from conversations.serializers import chat_completion_data
 from conversations.services import PreparedReply, citation_renumberer, reply_finish
 
@@ -279,22 +281,49 @@ async def _channel_messages(layer, channel: str) -> AsyncIterator[dict]:
         yield await layer.receive(channel)
 
 
-async def conversation_sse(public_id: str, *, heartbeat_seconds: float) -> AsyncIterator[bytes]:
+async def conversation_sse(
+    public_id: str,
+    *,
+    heartbeat_seconds: float,
+    max_seconds: float | None = None,
+    for_visitor: bool = False,
+    on_close: Callable[[], None] | None = None,
+) -> AsyncIterator[bytes]:
     """SSE frames of conversation `public_id`'s live updates (`conversations.realtime`): `event: <type>` and
     `data: <json>`, heartbeat comments while nothing happens, until the client goes away. The first frame,
-    `event: ready`, is sent once it listens (what happens from then on arrives)."""
+    `event: ready` with the conversation's status, is sent once it listens (what happens from then on arrives).
+
+    `max_seconds` ends the stream (within a heartbeat after it) so that a public client reconnects rather than
+    holds it for ever; `for_visitor` shows the updates as a website visitor sees them
+    (`conversations.events.visitor_event_data`); `on_close` runs once the stream ends, however it ends."""
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
     layer = get_channel_layer()
     channel = await layer.new_channel()
     group = conversation_group(public_id)
     await layer.group_add(group, channel)
     try:
-        yield b"event: ready\ndata: " + json_bytes({"conversation_id": public_id}) + b"\n\n"
+        # Read once listening, so that no change falls between the two; the pooled connection then goes back
+        # at once (as in reply_events): a stream open for minutes must not hold one.
+        status = await sync_to_async(_status_and_release)(public_id)
+        yield b"event: ready\ndata: " + json_bytes({"conversation_id": public_id, "status": status}) + b"\n\n"
         updates = with_heartbeats(_channel_messages(layer, channel), heartbeat_seconds)
         async with aclosing(updates):
             async for update in updates:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return
                 if update is HEARTBEAT:
                     yield SSE_HEARTBEAT
-                else:
-                    yield b"event: " + update["event"].encode() + b"\ndata: " + json_bytes(update["data"]) + b"\n\n"
+                    continue
+                data = visitor_event_data(update["event"], update["data"]) if for_visitor else update["data"]
+                if data is not None:
+                    yield b"event: " + update["event"].encode() + b"\ndata: " + json_bytes(data) + b"\n\n"
     finally:
         await layer.group_discard(group, channel)
+        if on_close is not None:
+            await sync_to_async(on_close, thread_sensitive=False)()
+
+
+def _status_and_release(public_id: str) -> str:
+    status = conversation_status_get(public_id=public_id)
+    release_pooled_connections()
+    return status

@@ -20,6 +20,7 @@ from rest_framework.response import Response
 
 from accounts.services import publishable_key_not_allowed
 from bothero.api.pagination import list_body, paginate_queryset
+from bothero.api.publishable import visitor_stream_open
 from bothero.api.views import TenantAPIView, TenantViewSet
 from bothero.errors import ApplicationError
 from bots.selectors import bot_list
@@ -253,8 +254,9 @@ class ConversationViewSet(mixins.ListModelMixin, TenantViewSet):
     queryset = Conversation.objects.none()
     not_found_code = "conversation_not_found"
     not_found_message = "No such conversation."
-    # The chat widget (a publishable key) reads its visitor's conversation, rates answers and leaves a lead.
-    publishable_key_actions = {"messages", "feedback", "leads"}
+    # The chat widget (a publishable key) reads its visitor's conversation, follows it live (while a person
+    # answers), rates answers and leaves a lead.
+    publishable_key_actions = {"messages", "events", "feedback", "leads"}
 
     def safely_get_queryset(self, tenant):
         if self.publishable_key is not None:
@@ -412,17 +414,39 @@ class ConversationViewSet(mixins.ListModelMixin, TenantViewSet):
     @extend_schema(
         operation_id="conversations_events",
         summary="Follow the conversation live (server-sent events)",
-        description="`text/event-stream` that stays open: `event: ready` first, then `message.created` (an agent's "
-        "message; while handed off, customers' messages too), `conversation.handoff_requested`, "
-        "`conversation.resumed` and `conversation.closed`, each with the object as `data`; heartbeat comments "
-        "in between. Served by the ASGI server (uvicorn) only.",
-        responses={(200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR)},
+        description="`text/event-stream` that stays open: `event: ready` first (`{conversation_id, status}`), then "
+        "`message.created` (an agent's message; while handed off, customers' messages too), "
+        "`conversation.handoff_requested`, `conversation.resumed` and `conversation.closed`, each with the object "
+        "as `data`; heartbeat comments in between. Served by the ASGI server (uvicorn) only.\n\n"
+        "With a publishable key (the chat widget), for the visitor's own conversation: the visitor's own messages "
+        "are left out, the conversation events carry `{id, object, bot_id, status, status_changed_at}`, the "
+        "stream ends after `WIDGET_EVENTS_MAX_SECONDS` (reconnect), and a visitor or an address holding too many "
+        "streams open gets 429 `too_many_streams`.",
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR),
+            (429, "application/json"): OpenApiResponse(
+                description="Rate limit, or (publishable key) too many streams open (`too_many_streams`)."
+            ),
+        },
     )
     def events(self, request, id):
         conversation = self.get_object()
         if not isinstance(request._request, ASGIRequest):
             raise StreamingNotSupportedError("Live streams need the ASGI server (uvicorn).")
         public_id = conversation.public_id
+        heartbeat_seconds = settings.CHAT_HEARTBEAT_SECONDS
+        if self.publishable_key is None:
+            return _stream_response(
+                lambda: streaming.conversation_sse(public_id, heartbeat_seconds=heartbeat_seconds), request
+            )
+        release = visitor_stream_open(request, self.publishable_key)
         return _stream_response(
-            lambda: streaming.conversation_sse(public_id, heartbeat_seconds=settings.CHAT_HEARTBEAT_SECONDS), request
+            lambda: streaming.conversation_sse(
+                public_id,
+                heartbeat_seconds=heartbeat_seconds,
+                max_seconds=settings.WIDGET_EVENTS_MAX_SECONDS,
+                for_visitor=True,
+                on_close=release,
+            ),
+            request,
         )

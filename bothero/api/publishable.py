@@ -15,6 +15,10 @@ that allow it, a request with a publishable key must:
 * stay within the key's per-visitor and per-address rate limits
   (`VisitorRateThrottle`), before the tenant's own plan limit is counted.
 
+A live stream (`GET /v1/conversations/:id/events`) also takes a slot per
+visitor and per client address for as long as it is open
+(`visitor_stream_open`), and lasts at most `WIDGET_EVENTS_MAX_SECONDS`.
+
 CORS follows the same opt-in: `cors_allows_request` (django-cors-headers'
 `check_request_enabled` signal) answers only on those views, and only for
 origins that some live publishable key lists.
@@ -24,9 +28,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.urls import Resolver404, resolve
 from rest_framework.permissions import BasePermission
 from rest_framework.throttling import BaseThrottle
@@ -161,6 +167,46 @@ class VisitorRateThrottle(BaseThrottle):
                     headers={"Retry-After": str(result.reset_seconds)},
                 )
         return True
+
+
+# How long a refused stream should wait before trying again: a slot frees when another stream of the visitor ends.
+STREAM_RETRY_SECONDS = 30
+
+
+def visitor_stream_open(request, api_key: ApiKey) -> Callable[[], None]:
+    """Take a live-stream slot for the request's visitor and for its client address, or raise 429
+    `too_many_streams`; returns what gives them back (call it when the stream ends).
+
+    The slots are held for at most the stream's longest life (`WIDGET_EVENTS_MAX_SECONDS`, plus a heartbeat),
+    so a stream whose end is never seen (a killed process) frees its slots when that time has passed.
+    """
+    ttl = settings.WIDGET_EVENTS_MAX_SECONDS + settings.CHAT_HEARTBEAT_SECONDS + 5
+    wanted = (
+        (
+            f"pk:{api_key.public_id}:streams:visitor:{request.user.visitor.visitor_hash}",
+            "visitor",
+            settings.WIDGET_EVENTS_STREAMS_PER_VISITOR,
+        ),
+        (f"streams:address:{client_address(request)}", "network address", settings.WIDGET_EVENTS_STREAMS_PER_ADDRESS),
+    )
+    taken: list[tuple[str, str]] = []
+
+    def release() -> None:
+        for key, token in taken:
+            ratelimit.slot_release(key, token)
+
+    for key, who, limit in wanted:
+        token = ratelimit.slot_acquire(key, limit=limit, ttl_seconds=ttl)
+        if token is None:
+            release()
+            raise RateLimitError(
+                f"Too many live streams open from this {who} (at most {limit}). Close one, or wait "
+                f"{STREAM_RETRY_SECONDS} seconds and try again.",
+                code="too_many_streams",
+                headers={"Retry-After": str(STREAM_RETRY_SECONDS)},
+            )
+        taken.append((key, token))
+    return release
 
 
 def cors_allows_request(sender, request, **kwargs) -> bool:

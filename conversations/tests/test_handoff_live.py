@@ -56,7 +56,7 @@ def test_the_events_stream_carries_agent_replies_customer_messages_and_status_ch
             assert r.status_code == 200
             assert r.headers["content-type"].startswith("text/event-stream")
             frames = sse_frames(r)
-            assert next(frames) == ("ready", {"conversation_id": conversation_id})
+            assert next(frames) == ("ready", {"conversation_id": conversation_id, "status": "handoff"})
             agent = api.post(
                 f"/v1/conversations/{conversation_id}/messages", json={"role": "agent", "content": "Sam here."}
             )

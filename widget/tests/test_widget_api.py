@@ -268,3 +268,75 @@ def test_leads_with_a_secret_key_and_another_tenants_conversation_is_404(alice, 
     assert created.status_code == 201, created.content
     assert created.json()["phone"] == "+1 555 010 7788"
     assert alice.client.get(f"/v1/conversations/{conversation_id}").json()["has_lead"] is True
+
+
+# --- following the conversation live (GET /v1/conversations/:id/events; the live stream itself is in
+# --- test_widget_events_live.py, under uvicorn) ---------------------------------------------------
+
+
+def test_only_the_visitors_own_conversation_may_be_followed(site_key, faq_bot, alice, charlie):
+    visitor = visitor_id()
+    conversation_id = ask(browser(site_key.key, visitor=visitor), faq_bot, "When are you open?").json()[
+        "conversation_id"
+    ]
+    # The owner gets past every check to the stream, which the test server (not uvicorn) cannot serve.
+    own = browser(site_key.key, visitor=visitor).get(f"/v1/conversations/{conversation_id}/events")
+    assert own.status_code == 501
+    assert own.json()["error"]["code"] == "streaming_not_supported"
+    assert own["Access-Control-Allow-Origin"] == SITE
+    # Another visitor, and another tenant's key (with a visitor of its own), get a 404.
+    charlie_bot = BotFactory(tenant=charlie.tenant)
+    charlie_key = api_key_create(
+        tenant=charlie.tenant,
+        name="Site",
+        key_type="publishable",
+        bot_ids=[charlie_bot.public_id],
+        allowed_origins=[SITE],
+    )
+    for stranger in (browser(site_key.key), browser(charlie_key.key, visitor=visitor)):
+        response = stranger.get(f"/v1/conversations/{conversation_id}/events")
+        assert response.status_code == 404, response.content
+        assert response.json()["error"]["code"] == "conversation_not_found"
+
+
+def test_following_needs_an_allowed_origin_and_a_visitor(site_key, faq_bot):
+    visitor = visitor_id()
+    conversation_id = ask(browser(site_key.key, visitor=visitor), faq_bot, "Hi").json()["conversation_id"]
+    elsewhere = browser(site_key.key, visitor=visitor, origin="https://evil.example").get(
+        f"/v1/conversations/{conversation_id}/events"
+    )
+    assert elsewhere.status_code == 403
+    assert elsewhere.json()["error"]["code"] == "origin_not_allowed"
+    anonymous = browser(site_key.key, visitor=False).get(f"/v1/conversations/{conversation_id}/events")
+    assert anonymous.status_code == 400
+    assert anonymous.json()["error"]["code"] == "visitor_id_required"
+
+
+def test_opening_a_stream_counts_against_the_visitors_rate_limit(alice, faq_bot):
+    key = api_key_create(
+        tenant=alice.tenant,
+        name="Tight",
+        key_type="publishable",
+        bot_ids=[faq_bot.public_id],
+        allowed_origins=[SITE],
+        limits={"visitor_requests_per_minute": 2},
+    )
+    visitor = visitor_id()
+    conversation_id = ask(browser(key.key, visitor=visitor), faq_bot, "Hi").json()["conversation_id"]
+    client = browser(key.key, visitor=visitor)
+    assert client.get(f"/v1/conversations/{conversation_id}/events").status_code == 501
+    refused = client.get(f"/v1/conversations/{conversation_id}/events")
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "visitor_rate_limited"
+
+
+def test_a_preflight_for_the_events_stream_is_answered_for_the_keys_origin(site_key):
+    response = APIClient().options(
+        "/v1/conversations/conv_abc/events",
+        HTTP_ORIGIN=SITE,
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization,x-bothero-visitor",
+    )
+    assert response.status_code == 200
+    assert response["Access-Control-Allow-Origin"] == SITE
+    assert "x-bothero-visitor" in response["Access-Control-Allow-Headers"]
