@@ -79,12 +79,13 @@
     );
   }
 
-  function request(method, path, body) {
+  function request(method, path, body, signal) {
     return fetch(API + path, {
       method: method,
       headers: headers(body !== undefined),
       body: body === undefined ? undefined : JSON.stringify(body),
       credentials: "omit",
+      signal: signal,
     }).then(
       function (response) {
         if (response.ok) return response;
@@ -98,7 +99,8 @@
           }
         );
       },
-      function () {
+      function (failure) {
+        if (failure && failure.name === "AbortError") throw new ApiError("aborted");
         return networkError().then(function (error) {
           throw error;
         });
@@ -199,6 +201,10 @@
     ".msg{max-width:85%;padding:9px 12px;border-radius:12px;white-space:pre-wrap;word-wrap:break-word}" +
     ".user{align-self:flex-end;background:var(--bh-accent);color:#fff}" +
     ".assistant{align-self:flex-start;background:#fff;border:1px solid #e5e7eb}" +
+    ".agent{align-self:flex-start;background:#f0fdf4;border:1px solid #bbf7d0;background:color-mix(in srgb,var(--bh-accent) 9%,#fff);border-color:color-mix(in srgb,var(--bh-accent) 30%,#fff)}" +
+    ".who{display:flex;align-items:center;gap:4px;margin-bottom:2px;font-size:12px;font-weight:600;color:#374151}" +
+    ".notice{align-self:center;max-width:92%;margin:2px 0;padding:5px 12px;border-radius:12px;background:#eef0f3;color:#374151;font-size:13px;text-align:center}" +
+    ".notice button{display:block;margin:6px auto 2px;border:0;border-radius:8px;padding:6px 12px;background:var(--bh-accent);color:#fff;font-weight:600}" +
     ".sources{margin:6px 0 0;padding:6px 0 0 18px;border-top:1px solid #e5e7eb;font-size:13px;color:#4b5563;white-space:normal}" +
     ".sources a{color:var(--bh-accent)}" +
     ".feedback{display:flex;gap:6px;margin-top:6px}" +
@@ -210,6 +216,7 @@
     "textarea{flex:1;resize:none;min-height:40px;max-height:120px;padding:9px 10px;border:1px solid #d1d5db;border-radius:10px;color:#111827}" +
     ".send{border:0;border-radius:10px;padding:0 14px;background:var(--bh-accent);color:#fff;font-weight:600}" +
     ".send:disabled{opacity:.5;cursor:default}" +
+    "textarea:disabled{background:#f3f4f6;cursor:not-allowed}" +
     "form.lead{display:grid;gap:6px;padding:10px 12px;background:#fff;border:1px solid #e5e7eb;border-radius:12px;align-self:stretch}" +
     "form.lead p{margin:0;font-weight:600}" +
     "form.lead input{padding:7px 9px;border:1px solid #d1d5db;border-radius:8px}" +
@@ -231,6 +238,7 @@
   // Icons as SVG paths (Feather icons, MIT): no emoji font needed, and they take the button's colour.
   var THUMB_UP = "M14 9V5a3 3 0 0 0-3-3l-4 9v11h11.28a2 2 0 0 0 2-1.7l1.38-9a2 2 0 0 0-2-2.3zM7 22H4a2 2 0 0 1-2-2v-7a2 2 0 0 1 2-2h3";
   var THUMB_DOWN = "M10 15v4a3 3 0 0 0 3 3l4-9V2H5.72a2 2 0 0 0-2 1.7l-1.38 9a2 2 0 0 0 2 2.3zm7-13h2.67A2.31 2.31 0 0 1 22 4v7a2.31 2.31 0 0 1-2.33 2H17";
+  var PERSON = "M20 21v-2a4 4 0 0 0-4-4H8a4 4 0 0 0-4 4v2M16 7a4 4 0 1 1-8 0 4 4 0 0 1 8 0z";
   function icon(path) {
     var ns = "http://www.w3.org/2000/svg";
     var svg = document.createElementNS(ns, "svg");
@@ -316,6 +324,7 @@
     this.busy = false;
     this.bot = null;
     this.leadOffered = false;
+    this.resetConversation();
     this.loading = this.load();
     if (PAGE_MODE) this.open();
   };
@@ -363,10 +372,17 @@
     this.conversationId = conversationId;
     return getJSON("/v1/conversations/" + encodeURIComponent(conversationId) + "/messages?order=asc&limit=100").then(
       function (page) {
+        // Whether a person may have it: a handoff notice or an agent's message since the bot last answered,
+        // or a message still unanswered. The stream's first event then says where it stands.
+        var withPerson = false;
         (page.data || []).forEach(function (message) {
+          if (message.role === "agent" || message.model === "handoff") withPerson = true;
+          else if (message.role === "assistant") withPerson = false;
           if (message.role === "assistant" && message.status === "failed") return;
           self.addMessage(message.role, message.content, message);
         });
+        var messages = page.data || [];
+        if (withPerson || (messages.length && messages[messages.length - 1].role === "user")) self.follow();
       },
       function (error) {
         if (error.code !== "conversation_not_found") throw error;
@@ -396,6 +412,14 @@
   // One message bubble; an assistant's gets its sources and thumbs once it is complete.
   BotHeroChat.prototype.addMessage = function (role, text, details) {
     var bubble = el("div", { class: "msg " + role });
+    if (details && details.id) this.shown[details.id] = true;
+    if (role === "agent") {
+      // A person of the business, not the bot: labelled, and styled apart from the bot's answers.
+      var who = el("div", { class: "who" });
+      who.appendChild(icon(PERSON));
+      who.appendChild(document.createTextNode("Team"));
+      bubble.appendChild(who);
+    }
     var body = el("div", { class: "text" }, text || "");
     bubble.appendChild(body);
     this.log.appendChild(bubble);
@@ -429,7 +453,8 @@
   BotHeroChat.prototype.finishMessage = function (bubble, message) {
     var self = this;
     this.addSources(bubble, message.sources);
-    if (!message.id || bubble.querySelector(".feedback")) return;
+    // The handoff notice is the bot's set words, not an answer to rate.
+    if (!message.id || message.model === "handoff" || bubble.querySelector(".feedback")) return;
     var current = message.feedback && message.feedback.rating;
     var row = el("div", { class: "feedback", role: "group", "aria-label": "Was this helpful?" });
     [
@@ -509,6 +534,7 @@
     text = (text || "").trim();
     if (!text || this.busy) return Promise.resolve();
     if (!this.isOpen()) this.open();
+    if (this.status === "closed") this.startNewConversation(); // BotHero.ask() after the end: a new one
     this.busy = true;
     this.sendButton.disabled = true;
     this.showError(null);
@@ -526,17 +552,18 @@
     });
     function done() {
       self.busy = false;
-      self.sendButton.disabled = false;
+      self.sendButton.disabled = self.status === "closed";
     }
   };
 
   BotHeroChat.prototype.stream = function (text) {
     var self = this;
-    this.addMessage("user", text);
+    var mine = this.addMessage("user", text);
     this.input.value = "";
     var bubble = this.addMessage("assistant", "");
     bubble.setAttribute("aria-busy", "true");
     var answer = "";
+    var handedOff = false;
     var body = { bot_id: BOT_ID, message: text, stream: true };
     if (this.conversationId) body.conversation_id = this.conversationId;
     return request("POST", "/v1/chat/completions", body)
@@ -545,6 +572,13 @@
           if (name === "message.start") {
             self.conversationId = data.conversation_id;
             store(conversationKey(), data.conversation_id);
+          } else if (name === "chat.handoff") {
+            // A person has the conversation: the message is theirs to answer, and the bot says nothing.
+            bubble.remove();
+            handedOff = true;
+            self.conversationId = data.conversation_id;
+            store(conversationKey(), data.conversation_id);
+            self.setStatus(data.conversation_status);
           } else if (name === "message.delta") {
             answer += data.delta;
             bubble.textNode.textContent = answer;
@@ -552,6 +586,8 @@
           } else if (name === "message.completed") {
             bubble.textNode.textContent = data.content;
             self.finishMessage(bubble, data);
+            self.shown[data.id] = true;
+            if (data.conversation_status) self.setStatus(data.conversation_status);
             self.dispatchEvent(new CustomEvent("bothero:answer", { bubbles: true, composed: true, detail: data }));
           } else if (name === "error") {
             throw new ApiError((data.error || {}).code, (data.error || {}).message);
@@ -561,15 +597,153 @@
       .then(
         function () {
           bubble.removeAttribute("aria-busy");
-          self.offerLeadForm();
+          if (!handedOff) self.offerLeadForm();
         },
         function (error) {
           bubble.removeAttribute("aria-busy");
           if (!answer) bubble.remove();
           self.input.value = self.input.value || text; // give the text back, to send again
+          if (error instanceof ApiError && error.code === "conversation_closed") {
+            mine.remove(); // not stored: the text is back in the box, for a new conversation
+            self.setStatus("closed");
+            return;
+          }
           self.showError(error instanceof ApiError ? error : new ApiError("offline"));
         }
       );
+  };
+
+  // --- a person answering (human handoff) ---------------------------------------------------------
+  BotHeroChat.prototype.resetConversation = function () {
+    this.stopFollowing();
+    this.status = "bot";
+    this.shown = {};
+    this.followFailures = 0;
+  };
+
+  BotHeroChat.prototype.notice = function (text) {
+    var note = el("div", { class: "notice" }, text);
+    this.log.appendChild(note);
+    this.log.scrollTop = this.log.scrollHeight;
+    return note;
+  };
+
+  // Where the conversation stands: `bot`, `handoff` (a person answers: follow the conversation live) or
+  // `closed` (no more messages: the box is disabled, and a new conversation can be started).
+  BotHeroChat.prototype.setStatus = function (status) {
+    var self = this;
+    var before = this.status;
+    if (!status || status === before) {
+      if (status === "handoff") this.follow();
+      return;
+    }
+    this.status = status;
+    if (status === "handoff") {
+      this.notice("You're connected to our team. A person will reply here.");
+      this.follow();
+    } else if (status === "bot") {
+      this.stopFollowing();
+      if (before === "handoff") this.notice("You're chatting with the assistant again.");
+    } else if (status === "closed") {
+      this.stopFollowing();
+      var note = this.notice("This conversation has ended.");
+      var again = el("button", { type: "button" }, "Start a new conversation");
+      again.addEventListener("click", function () {
+        self.startNewConversation();
+        self.input.focus();
+      });
+      note.appendChild(again);
+      this.log.scrollTop = this.log.scrollHeight;
+      this.input.disabled = true;
+      this.sendButton.disabled = true;
+      this.input.setAttribute("placeholder", "This conversation has ended");
+    }
+  };
+
+  BotHeroChat.prototype.startNewConversation = function () {
+    this.resetConversation();
+    this.conversationId = null;
+    store(conversationKey(), null);
+    this.leadOffered = false;
+    this.log.textContent = "";
+    if (this.bot && this.bot.welcome_message) this.addMessage("assistant", this.bot.welcome_message, { welcome: true });
+    this.input.disabled = false;
+    this.sendButton.disabled = this.busy;
+    this.input.setAttribute("placeholder", "Type your message…");
+    this.showError(null);
+  };
+
+  BotHeroChat.prototype.stopFollowing = function () {
+    if (this.following) this.following.abort();
+    this.following = null;
+    clearTimeout(this.reconnectTimer);
+  };
+
+  // Follow the conversation's events (agents' replies, resumed, closed) for as long as a person has it. The
+  // server ends each stream after a few minutes, and the network may drop it: then it is opened again, and
+  // the history fills in what came in between. fetch() rather than EventSource, which cannot send headers.
+  BotHeroChat.prototype.follow = function () {
+    var self = this;
+    if (this.following || !this.conversationId) return;
+    var controller = new AbortController();
+    var conversationId = this.conversationId;
+    var path = "/v1/conversations/" + encodeURIComponent(conversationId);
+    this.following = controller;
+    clearTimeout(this.reconnectTimer);
+    request("GET", path + "/events", undefined, controller.signal)
+      .then(function (response) {
+        return readEvents(response, function (name, data) {
+          if (name === "ready") {
+            self.followFailures = 0;
+            self.catchUp(path);
+            self.setStatus(data.status);
+          } else if (name === "message.created") {
+            self.showAgentMessage(data);
+          } else if (name.indexOf("conversation.") === 0) {
+            self.setStatus(data.status);
+          }
+        });
+      })
+      .then(
+        function () {
+          return 0.5; // the server ended the stream (its longest life): open the next one
+        },
+        function (error) {
+          if (error && error.code === "conversation_not_found") return null;
+          self.followFailures += 1;
+          var wait = Math.min(30, Math.pow(2, self.followFailures));
+          return Math.max(wait, Number(error && error.retryAfter) || 0);
+        }
+      )
+      .then(function (delay) {
+        if (self.following !== controller) return; // stopped, or another conversation since
+        self.following = null;
+        if (delay === null || self.status !== "handoff" || self.conversationId !== conversationId) return;
+        self.reconnectTimer = setTimeout(function () {
+          self.follow();
+        }, delay * 1000);
+      });
+  };
+
+  // Agents' messages the visitor has not seen (sent while the stream was being opened again).
+  BotHeroChat.prototype.catchUp = function (path) {
+    var self = this;
+    getJSON(path + "/messages?order=desc&limit=20").then(
+      function (page) {
+        (page.data || []).reverse().forEach(function (message) {
+          self.showAgentMessage(message);
+        });
+      },
+      function () {
+        return null; // the stream goes on; the next reconnection tries again
+      }
+    );
+  };
+
+  BotHeroChat.prototype.showAgentMessage = function (message) {
+    if (message.role !== "agent" || this.shown[message.id]) return;
+    this.addMessage("agent", message.content, message);
+    this.dispatchEvent(new CustomEvent("bothero:agent-message", { bubbles: true, composed: true, detail: message }));
   };
 
   if (!window.customElements.get("bothero-chat")) window.customElements.define("bothero-chat", BotHeroChat);
@@ -591,6 +765,8 @@
     // Identify a signed-in user (user_hash computed by your server); their own conversation continues.
     identify: function (userId, userHash) {
       identity = { userId: String(userId || ""), userHash: String(userHash || "") };
+      widget.resetConversation();
+      widget.input.disabled = false;
       widget.conversationId = store(conversationKey());
       widget.log.textContent = "";
       widget.leadOffered = false;

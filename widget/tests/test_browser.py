@@ -359,3 +359,84 @@ def test_clear_messages_when_rate_limited_and_offline(browser, shop, pages, api)
         wait_for(browser, lambda d: "appear to be offline" in shadow(d, '[role="alert"]').text)
     finally:
         browser.delete_network_conditions()
+
+
+def agent_messages(driver) -> list[str]:
+    return driver.execute_script(
+        "return Array.from(document.querySelector('bothero-chat').shadowRoot"
+        ".querySelectorAll('.msg.agent .text')).map(function (m) { return m.textContent; });"
+    )
+
+
+def notices(driver) -> str:
+    return " | ".join(
+        driver.execute_script(
+            "return Array.from(document.querySelector('bothero-chat').shadowRoot"
+            ".querySelectorAll('.notice')).map(function (n) { return n.textContent; });"
+        )
+    )
+
+
+def test_a_visitor_asks_for_a_person_and_the_agents_replies_arrive_without_a_reload(browser, shop, api):
+    bot = shop["bot"]
+    bot.handoff = {"enabled": True, "phrases": ["person"], "message": "Sure, I'm getting a person from our team."}
+    bot.save(update_fields=["handoff"])
+    agent = httpx.Client(base_url=api, headers={"Authorization": f"Bearer {shop['actor'].key}"}, timeout=15)
+    browser.get(shop["url"])
+    open_widget(browser)
+    box = shadow(browser, 'textarea[aria-label="Message"]')
+    box.send_keys("Can I talk to a person?")
+    box.send_keys(Keys.ENTER)
+    # The bot's handoff notice, then the widget's own: a person will reply here.
+    wait_for(browser, lambda d: "getting a person" in " ".join(answers(d)))
+    wait_for(browser, lambda d: "A person will reply here" in notices(d))
+    conversation = Conversation.objects.get(bot=bot)
+    assert conversation.status == "handoff"
+
+    # An agent replies through the API: the reply appears, as a person's, with no reload.
+    reply = agent.post(
+        f"/v1/conversations/{conversation.public_id}/messages",
+        json={"role": "agent", "content": "Hi, Sam here. How can I help?"},
+    )
+    assert reply.status_code == 201
+    wait_for(browser, lambda d: agent_messages(d) == ["Hi, Sam here. How can I help?"])
+    person = shadow(browser, ".msg.agent")
+    assert "Team" in person.find_element("css selector", ".who").text
+    assert person.value_of_css_property("background-color") != shadow(browser, ".msg.assistant").value_of_css_property(
+        "background-color"
+    )
+    # The visitor's next message goes to the person (202): no empty answer from the bot, shown once.
+    box.send_keys("My order hasn't arrived.")
+    box.send_keys(Keys.ENTER)
+    wait_for(browser, lambda d: Message.objects.filter(conversation=conversation, role="user").count() == 2)
+    wait_for(browser, lambda d: not shadow(d, ".msg[aria-busy]"))
+    assert not browser.execute_script(
+        "return Array.from(document.querySelector('bothero-chat').shadowRoot.querySelectorAll('.msg .text'))"
+        ".some(function (t) { return !t.textContent; })"
+    )
+
+    # A page load later the widget follows the conversation again.
+    browser.get(shop["url"])
+    open_widget(browser)
+    wait_for(browser, lambda d: "A person will reply here" in notices(d))
+    assert agent_messages(browser) == ["Hi, Sam here. How can I help?"]
+    agent.post(
+        f"/v1/conversations/{conversation.public_id}/messages",
+        json={"role": "agent", "content": "It left our warehouse today; here is the tracking link."},
+    )
+    wait_for(browser, lambda d: len(agent_messages(d)) == 2)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOTS / "widget-handoff.png"))
+
+    # The agent closes the conversation: a clear notice, the box disabled, a new conversation on offer.
+    assert agent.post(f"/v1/conversations/{conversation.public_id}/close").status_code == 200
+    wait_for(browser, lambda d: "This conversation has ended" in notices(d))
+    box = shadow(browser, 'textarea[aria-label="Message"]')
+    assert not box.is_enabled()
+    assert not shadow(browser, 'button[aria-label="Send"]').is_enabled()
+    browser.save_screenshot(str(SCREENSHOTS / "widget-handoff-closed.png"))
+    shadow(browser, ".notice button").click()
+    wait_for(browser, lambda d: shadow(d, 'textarea[aria-label="Message"]').is_enabled())
+    assert agent_messages(browser) == []
+    assert console_errors(browser) == []
+    agent.close()
