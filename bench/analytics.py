@@ -32,32 +32,17 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 BASE_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BASE_DIR))
+
+from bench.common import bench_database_url, percentile  # noqa: E402
+
 RESULTS = BASE_DIR / "bench" / "results" / "analytics.json"
 BENCH_TENANT = "Analytics benchmark"
 TARGET_P50_MS = 50.0
 
 
-def bench_database_url() -> str:
-    if os.environ.get("DATABASE_URL"):
-        return os.environ["DATABASE_URL"]
-    import psycopg
-
-    from bothero.embedded_postgres import embedded_database_settings
-
-    db = embedded_database_settings(BASE_DIR / "var" / "pgdata")
-    with psycopg.connect(host=db["HOST"], user=db["USER"], dbname="postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'bench_analytics'").fetchone():
-            conn.execute('CREATE DATABASE "bench_analytics"')
-    return f"postgres://{db['USER']}@{quote(db['HOST'], safe='')}/bench_analytics"
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def timed(function, repeat: int, warmup: int = 5) -> dict:
@@ -111,11 +96,11 @@ def generate(*, tenant, bot_ids: list[int], messages: int, per_conversation: int
         cursor.execute(
             f"""
             INSERT INTO {Conversation._meta.db_table}
-                (public_id, tenant_id, bot_id, end_user_id, metadata, message_count, has_lead,
-                 last_message_at, created_at, updated_at)
+                (public_id, tenant_id, bot_id, end_user_id, visitor_hash, status, handoff_reason, metadata,
+                 message_count, has_lead, last_message_at, created_at, updated_at)
             SELECT 'conv_' || lpad(g::text, 24, '0'), %(tenant)s, (%(bots)s::bigint[])[1 + g %% %(nbots)s],
                    CASE WHEN random() < 0.6 THEN 'user-' || (random() * %(users)s)::int ELSE '' END,
-                   '{{}}', %(per)s, g %% 20 = 0, ts + %(per)s * interval '20 seconds', ts, ts
+                   '', 'bot', '', '{{}}', %(per)s, g %% 20 = 0, ts + %(per)s * interval '20 seconds', ts, ts
             FROM (SELECT g, now() - random() * (%(days)s * interval '1 day') AS ts
                   FROM generate_series(1, %(conversations)s) AS g) AS s
             -- In time order, like real traffic: rows of one day sit together on disk.
@@ -201,7 +186,7 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="regenerate the data set")
     args = parser.parse_args()
 
-    os.environ["DATABASE_URL"] = bench_database_url()
+    os.environ["DATABASE_URL"] = bench_database_url("bench_analytics")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bothero.settings")
     import django
 

@@ -1,4 +1,4 @@
-"""What the benchmarks that drive the real web server share (bench/chat.py, bench/widget.py): a database of
+"""What the benchmarks share (bench/chat.py, widget.py, analytics.py, webhooks.py, load.py): a database of
 their own, the loopback model stub and uvicorn in their own processes, and percentiles."""
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ BASE_DIR = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def bench_database_url(name: str) -> str:
+def bench_database_url(name: str, *, fresh: bool = False) -> str:
     """DATABASE_URL when it is set; otherwise database `name` on the embedded PostgreSQL server, made on the
-    first run and reused by later ones (the development database is not touched)."""
+    first run and reused by later ones (the development database is not touched); `fresh`: dropped and made
+    again, so the run migrates from scratch."""
     if os.environ.get("DATABASE_URL"):
         return os.environ["DATABASE_URL"]
     import psycopg
@@ -25,7 +26,9 @@ def bench_database_url(name: str) -> str:
 
     db = embedded_database_settings(BASE_DIR / "var" / "pgdata")
     with psycopg.connect(host=db["HOST"], user=db["USER"], dbname="postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+        if fresh:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if fresh or not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
     return f"postgres://{db['USER']}@{quote(db['HOST'], safe='')}/{name}"
 
@@ -92,9 +95,9 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def percentile(values: list[float], fraction: float) -> float:
-    """The nearest-rank percentile of `values` (`fraction` 0–1)."""
+    """The nearest-rank percentile of `values` (`fraction` 0–1); 0.0 for no values."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))] if ordered else 0.0
 
 
 def summary(values: list[float]) -> dict:

@@ -39,7 +39,6 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -52,6 +51,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bothero.settings")
 
 import httpx  # noqa: E402
 
+from bench.common import percentile, start_stub  # noqa: E402
 from bothero.testing.stack import running_stack, wait_until  # noqa: E402
 from webhooks.tests.receiver import Receiver  # noqa: E402
 
@@ -70,10 +70,6 @@ QUESTIONS = [
 MIX = [("chat", 40), ("read", 45), ("bot_update", 10), ("upload", 5)]
 READS = ["/v1/bots", "/v1/knowledge/documents", "/v1/conversations", "messages"]
 
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
 
 
 def document_text(rng: random.Random, words: int = 600) -> str:
@@ -236,14 +232,6 @@ async def drive(stack, tenants, args, stats: Stats) -> float:
         return time.monotonic() - started
 
 
-def start_stub(delay: float, token_delay: float) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "conversations.testing.llm_server", "--delay", str(delay),
-         "--token-delay", str(token_delay)],
-        cwd=BASE_DIR, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    return proc, proc.stdout.readline().strip()
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -256,7 +244,7 @@ def main() -> None:
     parser.add_argument("--token-delay", type=float, default=0.02, help="the model's delay between tokens (s)")
     args = parser.parse_args()
 
-    stub, stub_url = start_stub(args.delay, args.token_delay)
+    stub, stub_url = start_stub("--delay", str(args.delay), "--token-delay", str(args.token_delay))
     receiver = Receiver().start()
     directory = BASE_DIR / "var" / f"load-{os.getpid()}"
     env = {"LLM_PROVIDER": "openai", "LLM_BASE_URL": stub_url, "LLM_API_KEY": "sk-load", "LLM_MAX_RETRIES": "0"}

@@ -34,26 +34,12 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import quote
 
 BASE_DIR = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(BASE_DIR))
 
-
-def bench_database_url() -> str:
-    if os.environ.get("DATABASE_URL"):
-        return os.environ["DATABASE_URL"]
-    import psycopg
-
-    from bothero.embedded_postgres import embedded_database_settings
-
-    db = embedded_database_settings(BASE_DIR / "var" / "pgdata")
-    with psycopg.connect(host=db["HOST"], user=db["USER"], dbname="postgres", autocommit=True) as conn:
-        # A fresh database each run, migrated from scratch.
-        conn.execute('DROP DATABASE IF EXISTS "bench_webhooks" WITH (FORCE)')
-        conn.execute('CREATE DATABASE "bench_webhooks"')
-    return f"postgres://{db['USER']}@{quote(db['HOST'], safe='')}/bench_webhooks"
+from bench.common import bench_database_url, percentile  # noqa: E402
 
 
 def serve_receiver() -> None:
@@ -185,10 +171,6 @@ def cpu_seconds_of_live(pids: list[int]) -> dict[int, float]:
     return seconds
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
 
 def start_workers(count: int, concurrency: int, pool: str) -> list[subprocess.Popen]:
     workers = []
@@ -237,7 +219,7 @@ def main() -> int:
     if not os.environ.get("REDIS_URL"):
         print("Set REDIS_URL (the Celery broker), e.g. REDIS_URL=redis://127.0.0.1:6379/0", file=sys.stderr)
         return 2
-    os.environ["DATABASE_URL"] = bench_database_url()
+    os.environ["DATABASE_URL"] = bench_database_url("bench_webhooks", fresh=True)
     os.environ.update(
         DJANGO_SETTINGS_MODULE="bothero.settings",
         ALLOW_PRIVATE_URLS="true",
