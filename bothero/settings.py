@@ -320,6 +320,22 @@ KNOWLEDGE_SEARCH_CANDIDATES = env.int("KNOWLEDGE_SEARCH_CANDIDATES", default=20)
 # A bot with at most this many chunks is searched exactly (its rows through the bot_id index, no HNSW):
 # recall 1.0, and faster than a filtered HNSW walk below this size (bench/retrieval.py measures it).
 KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = env.int("KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS", default=10_000)
+# A bot above KNOWLEDGE_BOT_INDEX_MIN_CHUNKS chunks gets its own (partial) HNSW and GIN indexes, built
+# concurrently by a task after ingestion; they are dropped once it holds fewer than
+# KNOWLEDGE_BOT_INDEX_DROP_BELOW_CHUNKS (the gap keeps a bot near the line from building and dropping
+# in turn). Its own graph is searched with KNOWLEDGE_BOT_INDEX_EF_SEARCH (no other bot's rows to skip).
+KNOWLEDGE_BOT_INDEX_MIN_CHUNKS = env.int("KNOWLEDGE_BOT_INDEX_MIN_CHUNKS", default=KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS)
+KNOWLEDGE_BOT_INDEX_DROP_BELOW_CHUNKS = env.int(
+    "KNOWLEDGE_BOT_INDEX_DROP_BELOW_CHUNKS", default=KNOWLEDGE_BOT_INDEX_MIN_CHUNKS * 4 // 5
+)
+KNOWLEDGE_BOT_INDEX_EF_SEARCH = env.int("KNOWLEDGE_BOT_INDEX_EF_SEARCH", default=400)
+# Memory of one index build (a graph that does not fit is built far more slowly), and its time limit.
+KNOWLEDGE_BOT_INDEX_BUILD_MEMORY = env.str("KNOWLEDGE_BOT_INDEX_BUILD_MEMORY", default="1GB")
+KNOWLEDGE_BOT_INDEX_TIME_LIMIT_SECONDS = env.int("KNOWLEDGE_BOT_INDEX_TIME_LIMIT_SECONDS", default=3600)
+if not 0 <= KNOWLEDGE_BOT_INDEX_DROP_BELOW_CHUNKS <= KNOWLEDGE_BOT_INDEX_MIN_CHUNKS:
+    raise ImproperlyConfigured(
+        "KNOWLEDGE_BOT_INDEX_DROP_BELOW_CHUNKS must be between 0 and KNOWLEDGE_BOT_INDEX_MIN_CHUNKS."
+    )
 # Curated answers: cosine similarity a question needs to a curated question (or variant) to get its answer;
 # the lower one when every word of the curated wording is in the question (calibrated: docs/knowledge.md).
 CURATED_ANSWER_MIN_SIMILARITY = env.float("CURATED_ANSWER_MIN_SIMILARITY", default=0.78)
@@ -456,6 +472,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "knowledge.requeue_stale_documents",
         "schedule": float(KNOWLEDGE_SWEEP_INTERVAL_SECONDS),
         "options": {"queue": "ingestion", "expires": float(KNOWLEDGE_SWEEP_INTERVAL_SECONDS)},
+    },
+    # Bots' own search indexes a lost message or a dead build left behind are built, rebuilt or dropped.
+    "knowledge-sync-bot-indexes": {
+        "task": "knowledge.sync_all_bot_indexes",
+        "schedule": 3600.0,
+        "options": {"queue": "ingestion", "expires": 3600.0},
     },
     # Website sources due a refresh (daily / weekly) are queued for a sync.
     "knowledge-sync-due-sources": {

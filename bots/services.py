@@ -5,6 +5,7 @@ from django.db import transaction
 from bothero.errors import PlanLimitError
 from bots.events import bot_deleted_event_data, bot_event_data
 from bots.models import EDITABLE_FIELDS, Bot
+from knowledge import services as knowledge_services
 from webhooks.services import event_emit
 
 
@@ -41,6 +42,8 @@ def bot_update(*, bot: Bot, **fields) -> Bot:
 def bot_delete(*, bot: Bot) -> None:
     """Delete a bot with its documents and conversations; emits `bot.deleted`."""
     data = bot_deleted_event_data(bot)
-    tenant = bot.tenant
+    tenant, bot_id = bot.tenant, bot.pk
     bot.delete()
+    # A large bot's own search indexes (partial, on its id) outlive its rows: dropped by a task.
+    knowledge_services.bot_indexes_queue_if_needed(bot_id=bot_id)
     event_emit(tenant=tenant, type="bot.deleted", data=data)

@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 INGESTION_QUEUE = "ingestion"
 INGEST_DOCUMENT = "knowledge.ingest_document"
 SYNC_SOURCE = "knowledge.sync_source"
+SYNC_BOT_INDEXES = "knowledge.sync_bot_indexes"
 
 # Fail fast when the broker is unreachable: the upload has committed, and the sweep is the retry.
 PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
@@ -106,3 +107,27 @@ def source_sync_on_commit(source_id: int) -> None:
             logger.warning("Could not queue the sync of website source %s (%s)", source_id, exc)
 
     transaction.on_commit(enqueue)
+
+
+def bot_indexes_sync_on_commit(bot_id: int) -> None:
+    """Queue a sync of the bot's own search indexes once the caller's transaction commits (a missed one:
+    the hourly sweep). Without a broker, as ingestion, on a thread of this process (a build takes minutes)."""
+
+    def enqueue():
+        task = task_by_name(SYNC_BOT_INDEXES)
+        if ingests_in_thread():
+            threading.Thread(target=_sync_on_this_thread, args=(task, bot_id), name=f"bot-indexes-{bot_id}").start()
+            return
+        try:
+            task.apply_async((bot_id,), queue=INGESTION_QUEUE, retry_policy=PUBLISH_RETRY_POLICY)
+        except BROKER_ERRORS as exc:
+            logger.warning("Could not queue the index sync of bot %s (%s); the hourly sweep will", bot_id, exc)
+
+    transaction.on_commit(enqueue)
+
+
+def _sync_on_this_thread(task, bot_id: int) -> None:
+    try:
+        task.apply((bot_id,))
+    finally:
+        connections.close_all()  # this thread's own connection

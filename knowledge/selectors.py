@@ -227,13 +227,17 @@ def search_candidates(
         bot_chunks = None
         text_score, text_total = "0", 0.0
         if mode in ("hybrid", "rrf", "fulltext"):
-            text_hits, bot_chunks, text_score, text_total = _text_hits_sql(cursor, bot=bot, query=query, params=params)
+            text_hits, bot_chunks, text_score, text_total, own_indexes = _text_hits_sql(
+                cursor, bot=bot, query=query, params=params
+            )
             if text_hits:
                 rankings.append(f"SELECT id, rank FROM ({text_hits}) AS text_hits")
         if mode in ("hybrid", "rrf", "vector"):
             if bot_chunks is None:
                 bot_chunks = _bot_chunk_count(cursor, bot=bot)
-            rankings.append(f"SELECT id, rank FROM ({_vector_hits_sql(cursor, bot_chunks, params)}) AS vector_hits")
+                own_indexes = bot_own_indexes(cursor, bot.pk, bot_chunks)
+            vector_hits = _vector_hits_sql(cursor, bot_chunks, params, own_indexes)
+            rankings.append(f"SELECT id, rank FROM ({vector_hits}) AS vector_hits")
         if not rankings:
             return []
         # Every candidate is scored by cosine similarity and text match, whichever ranker found it.
@@ -321,12 +325,33 @@ def _bot_chunk_count(cursor, *, bot) -> int:
     return row[0] if row else 0
 
 
-def _vector_hits_sql(cursor, bot_chunks: int, params: dict) -> str:
-    """The vector ranker's SQL: exact for a bot up to the threshold, else HNSW (configured on this connection)."""
+def _vector_hits_sql(cursor, bot_chunks: int, params: dict, own_indexes: frozenset[str] = frozenset()) -> str:
+    """The vector ranker's SQL: exact for a bot up to the threshold, else HNSW (configured on this connection):
+    the bot's own graph when it has a valid one (`own_indexes`), the shared one filtered by bot otherwise."""
     if vector_search_is_exact(bot_chunks):
         return sql.EXACT_VECTOR_HITS
+    if "hnsw" in own_indexes:
+        # Every node of its own graph is the bot's: no filter eating into ef_search.
+        _hnsw_configure(cursor, ef_search=max(settings.KNOWLEDGE_BOT_INDEX_EF_SEARCH, params["candidates"]))
+        return sql.with_bot_literal(sql.VECTOR_HITS, params["bot_id"])
     _hnsw_configure(cursor, ef_search=max(settings.KNOWLEDGE_HNSW_EF_SEARCH, params["candidates"]))
     return sql.VECTOR_HITS
+
+
+def bot_indexes_state(cursor, bot_id: int) -> dict[str, bool]:
+    """The bot's own indexes that exist (`knowledge.services.bot_indexes`), by kind ("hnsw", "gin"): True
+    if valid, False if not (being built, or left by a build that failed)."""
+    names = {sql.bot_index_name(bot_id, kind): kind for kind in sql.BOT_INDEX_KINDS}
+    cursor.execute(sql.BOT_INDEXES_STATE, {"names": list(names)})
+    return {names[name]: valid for name, valid in cursor.fetchall()}
+
+
+def bot_own_indexes(cursor, bot_id: int, bot_chunks: int) -> frozenset[str]:
+    """The kinds of the bot's own indexes search may use (valid ones); none looked up for a bot too small
+    to have any."""
+    if bot_chunks < settings.KNOWLEDGE_BOT_INDEX_DROP_BELOW_CHUNKS:
+        return frozenset()
+    return frozenset(kind for kind, valid in bot_indexes_state(cursor, bot_id).items() if valid)
 
 
 # What checking one of the bot's rows costs (fetching and decompressing its tsvector) against
@@ -348,17 +373,19 @@ def text_search_reads_bot_rows(bot_chunks: int, bot_matches: int, all_chunks: in
     return bot_chunks * BOT_ROW_COST_IN_POSTINGS < bot_matches * all_chunks / bot_chunks
 
 
-def _text_hits_sql(cursor, *, bot, query: str, params: dict) -> tuple[str | None, int, str, float]:
+def _text_hits_sql(cursor, *, bot, query: str, params: dict) -> tuple[str | None, int, str, float, frozenset[str]]:
     """Plan the full-text ranker for this query; adds its parameters and returns its SQL (None: no hit
     possible), the bot's chunk count, which the same statement reads, the SQL of a chunk's matched IDF
-    weight ("0" when the bot knows none of the query's lexemes) and the query's total weight."""
+    weight ("0" when the bot knows none of the query's lexemes), the query's total weight and the
+    bot's own indexes search may use (`bot_own_indexes`)."""
     cursor.execute(sql.QUERY_LEXEMES, {"query": query, "bot_id": bot.pk})
     frequencies = dict(cursor.fetchall())
     total = frequencies.pop("", 0)
     all_chunks = frequencies.pop(None, -1)
+    own_indexes = bot_own_indexes(cursor, bot.pk, total)
     plan = lexical_plan(frequencies, total) if total else None
     if plan is None:
-        return None, total, "0", 0.0
+        return None, total, "0", 0.0, own_indexes
     score_terms = []
     for index, (lexeme, weight) in enumerate(plan.weights.items()):
         params[f"text_term_{index}"] = _tsquery_term(lexeme)
@@ -371,12 +398,19 @@ def _text_hits_sql(cursor, *, bot, query: str, params: dict) -> tuple[str | None
     params["text_scan_limit"] = TEXT_CANDIDATE_BUDGET
     score = " + ".join(score_terms)
     matches = sum(frequencies[lexeme] for lexeme in plan.candidate_terms)
-    text_hits = sql.TEXT_HITS_BOT_ROWS if text_search_reads_bot_rows(total, matches, all_chunks) else sql.TEXT_HITS
+    if "gin" in own_indexes:
+        # Its own GIN index: posting lists of its own chunks only.
+        text_hits = sql.with_bot_literal(sql.TEXT_HITS, bot.pk)
+    elif text_search_reads_bot_rows(total, matches, all_chunks):
+        text_hits = sql.TEXT_HITS_BOT_ROWS
+    else:
+        text_hits = sql.TEXT_HITS
     return (
         text_hits.format(score=score),
         total,
         score.replace("search_vector", "c.search_vector"),
         sum(plan.weights.values()),
+        own_indexes,
     )
 
 

@@ -96,3 +96,30 @@ QUERY_LEXEMES = f"""
     UNION ALL
     SELECT NULL, reltuples::bigint FROM pg_class WHERE oid = 'knowledge_chunk'::regclass
 """
+
+# A large bot's own indexes (`knowledge.services.bot_indexes`): partial indexes over its rows only, named
+# from its primary key. The bot's id is written into the statements that should use them as a literal,
+# as the predicate is (a bound parameter would hide it from the planner: the shared indexes then).
+BOT_INDEX_KINDS = ("hnsw", "gin")
+BOT_INDEX_DEFINITIONS = {
+    "hnsw": "USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)",
+    "gin": "USING gin (search_vector)",
+}
+
+
+def bot_index_name(bot_id: int, kind: str) -> str:
+    """The name of a bot's own index of this kind ("hnsw" or "gin")."""
+    return f"knowledge_chunk_bot{int(bot_id)}_{kind}"
+
+
+def with_bot_literal(statement: str, bot_id: int) -> str:
+    """The statement with the bot's id as a literal where it reads `bot_id = %(bot_id)s`."""
+    return statement.replace("bot_id = %(bot_id)s", f"bot_id = {int(bot_id)}")
+
+
+# Valid or not (a concurrent build that failed leaves an invalid index behind) of each index named.
+BOT_INDEXES_STATE = """
+    SELECT c.relname, i.indisvalid
+    FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+    WHERE i.indrelid = 'knowledge_chunk'::regclass AND c.relname = ANY(%(names)s)
+"""

@@ -144,3 +144,24 @@ def sync_due_sources() -> int:
     for source_id in due:
         services.website_source_sync_queue(source_id=source_id)
     return len(due)
+
+
+@shared_task(
+    name=queueing.SYNC_BOT_INDEXES,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=settings.KNOWLEDGE_BOT_INDEX_TIME_LIMIT_SECONDS,
+)
+def sync_bot_indexes(bot_id: int) -> list[str]:
+    """Build or drop the bot's own search indexes as its chunk count wants (idempotent; a redelivery after
+    a dead build finds the index it left invalid and builds it again)."""
+    return services.bot_indexes_sync(bot_id=bot_id)
+
+
+@shared_task(name="knowledge.sync_all_bot_indexes")
+def sync_all_bot_indexes() -> int:
+    """Queue a sync for every bot whose own indexes are missing, invalid or no longer wanted (beat, hourly)."""
+    bot_ids = services.bot_indexes_out_of_date()
+    for bot_id in bot_ids:
+        queueing.bot_indexes_sync_on_commit(bot_id)
+    return len(bot_ids)

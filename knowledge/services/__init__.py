@@ -1,5 +1,5 @@
 """Knowledge base writes: documents in (`documents`), ingestion (parse → chunk → embed → index, `ingestion`),
-curated answers (`answers`), website sources (`sources`).
+curated answers (`answers`), website sources (`sources`), large bots' own search indexes (`bot_indexes`).
 
 Callers use `from knowledge import services`; the two modules hold the code.
 """
@@ -10,6 +10,11 @@ from knowledge.services.answers import (
     curated_answer_from_message,
     curated_answer_update,
     curated_answer_used,
+)
+from knowledge.services.bot_indexes import (
+    bot_indexes_out_of_date,
+    bot_indexes_queue_if_needed,
+    bot_indexes_sync,
 )
 from knowledge.services.documents import (
     chunks_delete,
@@ -41,6 +46,9 @@ from knowledge.services.sources import (
 __all__ = [
     "ClaimLost",
     "IngestionError",
+    "bot_indexes_out_of_date",
+    "bot_indexes_queue_if_needed",
+    "bot_indexes_sync",
     "chunks_delete",
     "curated_answer_create",
     "curated_answer_delete",

@@ -26,6 +26,7 @@ from bothero.ids import new_public_id
 from knowledge import parsing, queueing, sql
 from knowledge.events import document_event_data
 from knowledge.models import Chunk, Document
+from knowledge.services.bot_indexes import bot_indexes_queue_if_needed
 from webhooks.services import event_emit
 
 logger = logging.getLogger(__name__)
@@ -294,6 +295,8 @@ def lexeme_stats_change(*, document: Document, sign: int, chunk_count: int) -> N
             sql.LEXEME_STATS_CHANGE,
             {"bot_id": document.bot_id, "sign": sign, "chunks_query": chunks_query, "total": chunk_count},
         )
+    # Where a bot's chunk count changes (ingestion, reindex, deletion): it may cross a threshold of its own indexes.
+    bot_indexes_queue_if_needed(bot_id=document.bot_id)
 
 
 def _reset_for_queue(document: Document) -> None:

@@ -1,0 +1,136 @@
+"""A large bot's own search indexes: partial HNSW and GIN indexes over its chunks alone.
+
+The shared HNSW graph holds every bot's chunks and is filtered after the walk, so a bot holding a
+few per cent of the index is searched as if with a few per cent of `ef_search` (recall 0.84–0.92 at
+a million chunks); the shared GIN index's posting lists hold every bot's matches. A bot above
+KNOWLEDGE_BOT_INDEX_MIN_CHUNKS chunks therefore gets its own indexes (`knowledge.sql.bot_index_name`),
+built with CREATE INDEX CONCURRENTLY (writes go on meanwhile) by the `knowledge.sync_bot_indexes` task,
+queued when a change of its chunks commits; they are dropped, concurrently too, once it holds fewer
+than KNOWLEDGE_BOT_INDEX_DROP_BELOW_CHUNKS, or when it is deleted. Search uses an index only once it is
+valid (`knowledge.selectors.bot_own_indexes`), the shared ones until then.
+
+The state is the catalog itself: an index of that name exists and is valid, or not. A build that died
+(worker killed, database restarted) leaves an invalid index behind; the next sync drops and rebuilds it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import connection
+
+from knowledge import queueing, sql
+from knowledge.selectors import bot_indexes_state
+
+logger = logging.getLogger(__name__)
+
+# Key of the session-level advisory lock one sync of a bot holds (see `bot_indexes_sync`).
+_LOCK_KEY = "SELECT hashtextextended('knowledge.bot_indexes:' || %s, 0)"
+
+
+def _bot_chunks(cursor, bot_id: int) -> int:
+    cursor.execute("SELECT chunk_count FROM knowledge_lexemestat WHERE bot_id = %s AND lexeme = ''", [bot_id])
+    row = cursor.fetchone()
+    return row[0] if row else 0
+
+
+def bot_indexes_wanted(bot_chunks: int) -> bool | None:
+    """Whether the bot should have its own indexes: True (build what is missing or invalid), False (drop
+    them), None (leave them as they are: between the two thresholds, whatever it has stays)."""
+    if bot_chunks > settings.KNOWLEDGE_BOT_INDEX_MIN_CHUNKS:
+        return True
+    if bot_chunks < settings.KNOWLEDGE_BOT_INDEX_DROP_BELOW_CHUNKS:
+        return False
+    return None
+
+
+def bot_indexes_need_sync(cursor, bot_id: int) -> bool:
+    """Whether the bot's indexes differ from what its chunk count wants (read in the caller's transaction)."""
+    state = bot_indexes_state(cursor, bot_id)
+    wanted = bot_indexes_wanted(_bot_chunks(cursor, bot_id))
+    if wanted is True:
+        return not (len(state) == len(sql.BOT_INDEX_KINDS) and all(state.values()))
+    return wanted is False and bool(state)
+
+
+def bot_indexes_queue_if_needed(*, bot_id: int) -> bool:
+    """After a change of the bot's chunks (in its transaction): queue a sync of its indexes, on commit, if
+    its chunk count wants other indexes than it has. Whether one was queued."""
+    with connection.cursor() as cursor:
+        if not bot_indexes_need_sync(cursor, bot_id):
+            return False
+    queueing.bot_indexes_sync_on_commit(bot_id)
+    return True
+
+
+def bot_indexes_sync(*, bot_id: int) -> list[str]:
+    """Build (CONCURRENTLY) the bot's missing or invalid own indexes, or drop them, as its chunk count wants.
+
+    Must run outside any transaction (concurrent index builds cannot run in one). One sync per bot at a
+    time (a session advisory lock): another one finds the lock taken and returns at once, the running one
+    reads the chunk count again after each step, so a change made meanwhile is not lost. A deleted bot
+    has no chunks: its indexes are dropped. Returns what it did ("built hnsw", "dropped gin", "busy", ...).
+    """
+    if connection.in_atomic_block:
+        raise RuntimeError("bot_indexes_sync must run outside a transaction (CREATE INDEX CONCURRENTLY).")
+    done: list[str] = []
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_KEY, [str(bot_id)])
+        (lock_key,) = cursor.fetchone()
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [lock_key])
+        if not cursor.fetchone()[0]:
+            return ["busy"]
+        try:
+            # Each pass does one step; a bot whose chunk count moved meanwhile gets another.
+            for _pass in range(4):
+                state = bot_indexes_state(cursor, bot_id)
+                wanted = bot_indexes_wanted(_bot_chunks(cursor, bot_id))
+                step = None
+                if wanted is True:
+                    step = next((kind for kind in sql.BOT_INDEX_KINDS if not state.get(kind)), None)
+                    if step is not None:
+                        _build(cursor, bot_id, step, invalid=step in state)
+                        done.append(f"built {step}")
+                elif wanted is False and state:
+                    step = next(iter(state))
+                    cursor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{sql.bot_index_name(bot_id, step)}"')
+                    done.append(f"dropped {step}")
+                if step is None:
+                    break
+        finally:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [lock_key])
+    if done:
+        logger.info("Bot %s's own search indexes: %s", bot_id, ", ".join(done))
+    return done
+
+
+def _build(cursor, bot_id: int, kind: str, *, invalid: bool) -> None:
+    name = sql.bot_index_name(bot_id, kind)
+    if invalid:
+        # Left by a build that died (we hold the bot's lock, so none is running): it is never used, but
+        # still updated by every write, and CREATE ... IF NOT EXISTS would keep it.
+        logger.warning("Rebuilding %s, left invalid by a failed build", name)
+        cursor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
+    cursor.execute("SELECT set_config('maintenance_work_mem', %s, false)", [settings.KNOWLEDGE_BOT_INDEX_BUILD_MEMORY])
+    try:
+        cursor.execute(
+            f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" ON knowledge_chunk '
+            f"{sql.BOT_INDEX_DEFINITIONS[kind]} WHERE bot_id = {int(bot_id)}"
+        )
+    finally:
+        cursor.execute("RESET maintenance_work_mem")
+
+
+def bot_indexes_out_of_date() -> list[int]:
+    """Ids of the bots whose own indexes are missing, invalid or no longer wanted (for the hourly sweep)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT bot_id FROM knowledge_lexemestat WHERE lexeme = '' AND chunk_count > %s "
+            "UNION SELECT substring(c.relname FROM '^knowledge_chunk_bot(\\d+)_')::bigint "
+            "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE i.indrelid = 'knowledge_chunk'::regclass AND c.relname ~ '^knowledge_chunk_bot\\d+_'",
+            [settings.KNOWLEDGE_BOT_INDEX_MIN_CHUNKS],
+        )
+        candidates = sorted(row[0] for row in cursor.fetchall())
+        return [bot_id for bot_id in candidates if bot_indexes_need_sync(cursor, bot_id)]
