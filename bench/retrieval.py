@@ -234,6 +234,12 @@ def main() -> int:
     parser.add_argument("--name", help="database and result name (default: from the options)")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--reuse", action="store_true", help="measure the database of a previous --keep run")
+    parser.add_argument("--load-only", action="store_true", help="build (or reuse) the database, measure nothing")
+    parser.add_argument(
+        "--no-bot-indexes",
+        action="store_true",
+        help="do not give the bots above KNOWLEDGE_BOT_INDEX_MIN_CHUNKS their own indexes (the product does)",
+    )
     args = parser.parse_args()
     args.real = min(args.real, args.chunks)
     layout = args.layout if args.layout != "bots" else f"{args.bots}bots"
@@ -307,6 +313,10 @@ def main() -> int:
                     "INSERT INTO bench_meta VALUES (%s::jsonb, %s::jsonb)", [json.dumps(data_key), json.dumps(built)]
                 )
         report["build"] = built
+        if args.load_only:
+            return 0
+        if not args.no_bot_indexes and not args.no_hnsw:
+            report["bot_indexes"] = build_bot_indexes(dataset)
         report["settings"] = index_settings(args, settings)
         measure(args, dataset, report)
         if args.writes:
@@ -638,6 +648,50 @@ def copy_chunks(rows, tenant_id: int, dataset: DataSet) -> None:
         raise errors[0]
 
 
+def build_bot_indexes(dataset: DataSet) -> dict:
+    """Give every bot above KNOWLEDGE_BOT_INDEX_MIN_CHUNKS its own indexes, as the product's task does
+    (`knowledge.services.bot_indexes_sync`: CREATE INDEX CONCURRENTLY); a kept database keeps them."""
+    from django.conf import settings
+    from django.db import connection
+
+    from knowledge import services, sql
+
+    result: dict = {"min_chunks": settings.KNOWLEDGE_BOT_INDEX_MIN_CHUNKS,
+                    "build_memory": settings.KNOWLEDGE_BOT_INDEX_BUILD_MEMORY, "bots": []}  # fmt: skip
+    started = time.perf_counter()
+    for bot, size in zip(bench_bots(), dataset.sizes, strict=True):
+        if size <= settings.KNOWLEDGE_BOT_INDEX_MIN_CHUNKS:
+            continue
+        bot_started = time.perf_counter()
+        done = services.bot_indexes_sync(bot_id=bot.pk)
+        seconds = round(time.perf_counter() - bot_started, 1)
+        with connection.cursor() as cursor:
+            sizes = {}
+            for kind in sql.BOT_INDEX_KINDS:
+                cursor.execute("SELECT pg_relation_size(to_regclass(%s))", [sql.bot_index_name(bot.pk, kind)])
+                sizes[kind] = round((cursor.fetchone()[0] or 0) / 2**20, 1)
+        result["bots"].append({"chunks": size, "done": done, "seconds": seconds, "mb": sizes})
+        print(f"  own indexes of a {size}-chunk bot: {done or 'already there'} in {seconds} s, {sizes} MB", flush=True)
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    result["mb"] = {kind: round(sum(b["mb"][kind] for b in result["bots"]), 1) for kind in sql.BOT_INDEX_KINDS}
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE knowledge_chunk")
+    return result
+
+
+def without_own_index(cursor, bot_id: int, kind: str) -> bool:
+    """In the caller's transaction: drop the bot's own index of this kind (rolled back with it), so the
+    same statement goes through the shared index. Whether there was one."""
+    from knowledge import sql
+
+    name = sql.bot_index_name(bot_id, kind)
+    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
+    if not cursor.fetchone()[0]:
+        return False
+    cursor.execute(f'DROP INDEX "{name}"')
+    return True
+
+
 # --------------------------------------------------------------------------
 # Measuring
 # --------------------------------------------------------------------------
@@ -656,6 +710,15 @@ def index_settings(args, settings) -> dict:
         },
         "candidates_per_ranker": settings.KNOWLEDGE_SEARCH_CANDIDATES,
         "exact_search_max_chunks": settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS,
+        "bot_indexes": None
+        if args.no_bot_indexes or args.no_hnsw
+        else {
+            "min_chunks": settings.KNOWLEDGE_BOT_INDEX_MIN_CHUNKS,
+            "drop_below_chunks": settings.KNOWLEDGE_BOT_INDEX_DROP_BELOW_CHUNKS,
+            "ef_search": settings.KNOWLEDGE_BOT_INDEX_EF_SEARCH,
+            "m": 16,
+            "ef_construction": 64,
+        },
     }
 
 
@@ -684,7 +747,7 @@ def measure(args, dataset: DataSet, report) -> None:
     from django.db import connection, transaction
 
     from knowledge.conf import configured_embedder
-    from knowledge.selectors import _bot_chunk_count, _text_hits_sql, _vector_hits_sql, search
+    from knowledge.selectors import _bot_chunk_count, _text_hits_sql, _vector_hits_sql, bot_own_indexes, search
     from knowledge.sql import EXACT_VECTOR_HITS
 
     embedder = configured_embedder()
@@ -781,6 +844,7 @@ def measure(args, dataset: DataSet, report) -> None:
         print(f"Warm-up: {report['warm_up']}")
 
     exact_sql_done: dict[str, int] = {}
+    plans: dict[str, dict] = {}
     per_bot: dict[int, dict] = {}
     for (name, bot_index, query), vector, exact in zip(plan, query_vectors, exact_ids, strict=True):
         bot = bots[bot_index]
@@ -789,22 +853,50 @@ def measure(args, dataset: DataSet, report) -> None:
                                                    "hnsw_recall": []})  # fmt: skip
         # The product path, outside a transaction as `search` runs in production.
         with connection.cursor() as cursor:
-            sql = _vector_hits_sql(cursor, _bot_chunk_count(cursor, bot=bot), params)
+            bot_chunks = _bot_chunk_count(cursor, bot=bot)
+            own = bot_own_indexes(cursor, bot.pk, bot_chunks)
+            sql = _vector_hits_sql(cursor, bot_chunks, params, own)
             ids, ms = timed_ids(cursor, sql, params)
         record(name, "recall", "search vector ranker", len(set(ids) & set(exact)) / 10)
         record(name, "latency", "search vector ranker (SQL)", ms)
+        if name not in plans:  # which indexes the product's statements go through, once per class
+            with connection.cursor() as cursor:
+                text_params = {"bot_id": bot.pk, "tenant_id": tenant.pk, "candidates": 20}
+                text_sql, *_ = _text_hits_sql(cursor, bot=bot, query=query, params=text_params)
+                plans[name] = {}
+                for ranker, statement, ranker_params in (("vector", sql, params), ("full text", text_sql, text_params)):
+                    if statement:
+                        cursor.execute(f"EXPLAIN SELECT id FROM ({statement}) AS hits", ranker_params)
+                        plan_text = " ".join(row[0] for row in cursor.fetchall())
+                        plans[name][ranker] = sorted(set(re.findall(r"Index Scan (?:using|on) (\w+)", plan_text)))
+        if "hnsw" in own:
+            # The same bot through the shared graph, as before it had its own (its own dropped, rolled back).
+            with transaction.atomic(), connection.cursor() as cursor:
+                without_own_index(cursor, bot.pk, "hnsw")
+                shared_sql = _vector_hits_sql(cursor, bot_chunks, params)
+                ids, ms = timed_ids(cursor, shared_sql, params)
+            record(name, "recall", "vector ranker through the shared graph", len(set(ids) & set(exact)) / 10)
+            record(name, "latency", "vector ranker through the shared graph (SQL)", ms)
         # The full-text ranker as `search` plans it (from the bot's own rows or through the GIN index).
         with connection.cursor() as cursor:
             text_params = {"bot_id": bot.pk, "tenant_id": tenant.pk, "candidates": 20}
             text_sql, *_ = _text_hits_sql(cursor, bot=bot, query=query, params=text_params)
             if text_sql:
-                path = "bot rows" if "AS bot_chunks" in text_sql else "GIN"
+                path = "bot rows" if "AS bot_chunks" in text_sql else "own GIN" if "gin" in own else "GIN"
                 started = time.perf_counter()
                 cursor.execute(f"SELECT count(*) FROM ({text_sql}) AS text_hits", text_params)
                 cursor.fetchall()
                 record(
                     name, "latency", f"search full-text ranker via {path} (SQL)", (time.perf_counter() - started) * 1000
                 )
+                if path == "own GIN":  # the same statement through the shared GIN index (own dropped, rolled back)
+                    with transaction.atomic():
+                        without_own_index(cursor, bot.pk, "gin")
+                        started = time.perf_counter()
+                        cursor.execute(f"SELECT count(*) FROM ({text_sql}) AS text_hits", text_params)
+                        cursor.fetchall()
+                        elapsed = (time.perf_counter() - started) * 1000
+                    record(name, "latency", "full-text ranker through the shared GIN (SQL)", elapsed)
                 if path == "bot rows":  # the same statement through the GIN index, as before
                     gin_sql = text_sql.replace(BOT_ROWS_SOURCE, "knowledge_chunk")
                     assert gin_sql != text_sql
@@ -863,6 +955,7 @@ def measure(args, dataset: DataSet, report) -> None:
                 samples.append((time.perf_counter() - started) * 1000)
             rounds[key].append(samples)
 
+    report["plans"] = plans
     report["size_classes"] = {}
     for name in classes:
         indexes = [i for i, (n, _, _) in enumerate(plan) if n == name]
@@ -898,6 +991,7 @@ def measure(args, dataset: DataSet, report) -> None:
 
 def print_report(report) -> None:
     print(f"\nsettings: {json.dumps(report['settings'])}")
+    print(f"indexes the product's statements use, per class: {json.dumps(report.get('plans'), ensure_ascii=False)}")
     for name, entry in report["size_classes"].items():
         print(f"\n== bots of {name} chunks: {entry['bots']} bots ({entry['chunks_per_bot'][0]}–{entry['chunks_per_bot'][1]}), "
               f"{entry['queries']} queries on {entry['queried_bots']}")  # fmt: skip
