@@ -113,17 +113,25 @@ class BotSerializer(serializers.ModelSerializer):
         return "bot"
 
 
+class PublicHandoffSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField(
+        default=False, help_text="Whether the bot hands conversations to a person (the widget offers to ask for one)."
+    )
+
+
 class BotPublicSerializer(serializers.ModelSerializer):
-    """What a visitor's browser may know of a bot: no instructions, model or retrieval settings."""
+    """What a visitor's browser may know of a bot: no instructions, model or retrieval settings, nor the handoff
+    phrases."""
 
     id = serializers.CharField(source="public_id")
     object = serializers.SerializerMethodField()
     lead_capture = LeadCaptureSerializer()
     widget = WidgetSerializer()
+    handoff = PublicHandoffSerializer()
 
     class Meta:
         model = Bot
-        fields = ["id", "object", "name", "welcome_message", "lead_capture", "widget", "status"]
+        fields = ["id", "object", "name", "welcome_message", "lead_capture", "widget", "handoff", "status"]
 
     def get_object(self, obj) -> str:
         return "bot.public"

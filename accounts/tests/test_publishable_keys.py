@@ -137,6 +137,7 @@ def test_a_publishable_key_reads_its_bots_public_settings_only(alice, alice_bot)
         "welcome_message": "Hi! Ask me anything.",
         "lead_capture": {"enabled": False, "fields": ["name", "email", "phone"]},
         "widget": {"color": "#2563eb", "position": "right", "launcher_text": "Chat with us"},
+        "handoff": {"enabled": False},
         "status": "active",
     }
     assert "SECRET42" not in response.content.decode()

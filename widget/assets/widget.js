@@ -196,6 +196,8 @@
     ".panel[hidden]{display:none}" +
     "header{display:flex;align-items:center;gap:8px;padding:12px 14px;background:var(--bh-accent);color:#fff}" +
     "header h2{flex:1;margin:0;font-size:16px;font-weight:600}" +
+    ".person{border:1px solid rgba(255,255,255,.7);border-radius:999px;background:transparent;color:#fff;font-size:13px;padding:3px 10px}" +
+    ".person[hidden]{display:none}" +
     ".close{border:0;background:transparent;color:#fff;font-size:22px;line-height:1;padding:2px 8px;border-radius:6px}" +
     ".log{flex:1;overflow-y:auto;padding:14px;display:flex;flex-direction:column;gap:10px;background:#f9fafb}" +
     ".msg{max-width:85%;padding:9px 12px;border-radius:12px;white-space:pre-wrap;word-wrap:break-word}" +
@@ -281,7 +283,11 @@
     var header = el("header");
     this.heading = el("h2", null, "Chat");
     this.closeButton = el("button", { type: "button", class: "close", "aria-label": "Close chat" }, "×");
+    // Shown when the bot hands conversations to a person (its public settings say so) and the bot has this one.
+    this.personButton = el("button", { type: "button", class: "person" }, "Talk to a person");
+    this.personButton.hidden = true;
     header.appendChild(this.heading);
+    header.appendChild(this.personButton);
     if (!PAGE_MODE) header.appendChild(this.closeButton);
     this.log = el("div", { class: "log", role: "log", "aria-live": "polite", "aria-label": "Messages" });
     this.alert = el("p", { class: "alert", role: "alert" });
@@ -303,6 +309,9 @@
     });
     this.closeButton.addEventListener("click", function () {
       self.close();
+    });
+    this.personButton.addEventListener("click", function () {
+      self.send("I'd like to talk to a person.", { handoff: true });
     });
     this.panel.addEventListener("keydown", function (event) {
       if (event.key === "Escape" && !PAGE_MODE) {
@@ -345,6 +354,7 @@
         self.bot = bot;
         self.applyTheme(bot.widget || {});
         self.heading.textContent = bot.name;
+        self.showPersonButton();
         if (bot.welcome_message) self.addMessage("assistant", bot.welcome_message, { welcome: true });
         return self.restore();
       })
@@ -529,7 +539,7 @@
     this.log.scrollTop = this.log.scrollHeight;
   };
 
-  BotHeroChat.prototype.send = function (text) {
+  BotHeroChat.prototype.send = function (text, extra) {
     var self = this;
     text = (text || "").trim();
     if (!text || this.busy) return Promise.resolve();
@@ -545,10 +555,10 @@
         self.loading = self.load();
         return self.loading.then(function () {
           if (self.failed) return done();
-          return self.stream(text).then(done);
+          return self.stream(text, extra).then(done);
         });
       }
-      return self.stream(text).then(done);
+      return self.stream(text, extra).then(done);
     });
     function done() {
       self.busy = false;
@@ -556,7 +566,7 @@
     }
   };
 
-  BotHeroChat.prototype.stream = function (text) {
+  BotHeroChat.prototype.stream = function (text, extra) {
     var self = this;
     var mine = this.addMessage("user", text);
     this.input.value = "";
@@ -566,6 +576,7 @@
     var handedOff = false;
     var body = { bot_id: BOT_ID, message: text, stream: true };
     if (this.conversationId) body.conversation_id = this.conversationId;
+    if (extra && extra.handoff) body.handoff = true;
     return request("POST", "/v1/chat/completions", body)
       .then(function (response) {
         return readEvents(response, function (name, data) {
@@ -586,6 +597,7 @@
           } else if (name === "message.completed") {
             bubble.textNode.textContent = data.content;
             self.finishMessage(bubble, data);
+            self.log.scrollTop = self.log.scrollHeight; // its sources and thumbs in view too
             self.shown[data.id] = true;
             if (data.conversation_status) self.setStatus(data.conversation_status);
             self.dispatchEvent(new CustomEvent("bothero:answer", { bubbles: true, composed: true, detail: data }));
@@ -638,6 +650,7 @@
       return;
     }
     this.status = status;
+    this.showPersonButton();
     if (status === "handoff") {
       this.notice("You're connected to our team. A person will reply here.");
       this.follow();
@@ -660,8 +673,13 @@
     }
   };
 
+  BotHeroChat.prototype.showPersonButton = function () {
+    this.personButton.hidden = !(this.bot && this.bot.handoff && this.bot.handoff.enabled && this.status === "bot");
+  };
+
   BotHeroChat.prototype.startNewConversation = function () {
     this.resetConversation();
+    this.showPersonButton();
     this.conversationId = null;
     store(conversationKey(), null);
     this.leadOffered = false;

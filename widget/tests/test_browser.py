@@ -440,3 +440,31 @@ def test_a_visitor_asks_for_a_person_and_the_agents_replies_arrive_without_a_rel
     assert agent_messages(browser) == []
     assert console_errors(browser) == []
     agent.close()
+
+
+def test_talk_to_a_person_and_back_to_the_bot(browser, shop, api, stub):
+    bot = shop["bot"]
+    bot.handoff = {"enabled": True, "message": "Connecting you with a person."}
+    bot.save(update_fields=["handoff"])
+    browser.get(shop["url"])
+    open_widget(browser)
+    # The bot hands conversations to a person: the header offers one.
+    button = wait_for(browser, lambda d: shadow(d, "button.person"))
+    wait_for(browser, lambda d: button.is_displayed())
+    button.click()
+    wait_for(browser, lambda d: "A person will reply here" in notices(d))
+    assert not button.is_displayed()
+    conversation = Conversation.objects.get(bot=bot)
+    assert (conversation.status, conversation.handoff_reason) == ("handoff", "requested")
+    assert "Connecting you with a person." in answers(browser)
+
+    # An agent gives it back to the bot: the widget says so, and the bot answers again.
+    with httpx.Client(base_url=api, headers={"Authorization": f"Bearer {shop['actor'].key}"}, timeout=15) as agent:
+        assert agent.post(f"/v1/conversations/{conversation.public_id}/resume").status_code == 200
+    wait_for(browser, lambda d: "chatting with the assistant again" in notices(d))
+    wait_for(browser, lambda d: button.is_displayed())
+    browser.execute_script("BotHero.ask('Do you ship abroad?')")
+    wait_for(browser, lambda d: any("Stub answer to: Do you ship abroad?" in text for text in answers(d)))
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOTS / "widget-handoff-resumed.png"))
+    assert console_errors(browser) == []
