@@ -192,6 +192,7 @@
     ":focus-visible{outline:3px solid var(--bh-accent);outline-offset:2px}" +
     ".launcher{position:fixed;bottom:20px;right:20px;z-index:2147483000;border:0;border-radius:999px;padding:12px 18px;background:var(--bh-accent);color:#fff;font-weight:600;box-shadow:0 6px 20px rgba(0,0,0,.2)}" +
     ".left .launcher,.left .panel{right:auto;left:20px}" +
+    ".launcher.unread::after{content:'';position:absolute;top:-2px;right:-2px;width:14px;height:14px;border-radius:50%;background:#dc2626;border:2px solid #fff}" +
     ".panel{position:fixed;bottom:84px;right:20px;z-index:2147483001;width:380px;height:min(600px,calc(100vh - 110px));display:flex;flex-direction:column;background:#fff;border-radius:14px;box-shadow:0 12px 40px rgba(0,0,0,.25);overflow:hidden}" +
     ".panel[hidden]{display:none}" +
     "header{display:flex;align-items:center;gap:8px;padding:12px 14px;background:var(--bh-accent);color:#fff}" +
@@ -404,6 +405,7 @@
 
   BotHeroChat.prototype.open = function () {
     this.panel.hidden = false;
+    this.markUnread(false);
     this.frame.classList.add("open");
     this.launcher.setAttribute("aria-expanded", "true");
     this.input.focus();
@@ -758,9 +760,16 @@
     );
   };
 
+  // A person replied while the chat was closed: a dot on the launcher, and its label says so.
+  BotHeroChat.prototype.markUnread = function (unread) {
+    this.launcher.classList.toggle("unread", unread);
+    this.launcher.setAttribute("aria-label", unread ? "Open chat (new message)" : "Open chat");
+  };
+
   BotHeroChat.prototype.showAgentMessage = function (message) {
     if (message.role !== "agent" || this.shown[message.id]) return;
     this.addMessage("agent", message.content, message);
+    if (!this.isOpen()) this.markUnread(true);
     this.dispatchEvent(new CustomEvent("bothero:agent-message", { bubbles: true, composed: true, detail: message }));
   };
 

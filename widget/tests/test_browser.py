@@ -458,8 +458,20 @@ def test_talk_to_a_person_and_back_to_the_bot(browser, shop, api, stub):
     assert (conversation.status, conversation.handoff_reason) == ("handoff", "requested")
     assert "Connecting you with a person." in answers(browser)
 
-    # An agent gives it back to the bot: the widget says so, and the bot answers again.
+    # The visitor closes the chat; a person's reply marks the launcher, until the chat is opened.
+    browser.execute_script("BotHero.close()")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with httpx.Client(base_url=api, headers={"Authorization": f"Bearer {shop['actor'].key}"}, timeout=15) as agent:
+        agent.post(f"/v1/conversations/{conversation.public_id}/messages", json={"role": "agent", "content": "Hello!"})
+        unread = wait_for(browser, lambda d: shadow(d, 'button[aria-label="Open chat (new message)"]'))
+        assert "unread" in unread.get_attribute("class")
+        browser.save_screenshot(str(SCREENSHOTS / "widget-unread.png"))
+        unread.click()
+        wait_for(browser, lambda d: agent_messages(d) == ["Hello!"])
+        assert "unread" not in shadow(browser, "button.launcher").get_attribute("class")
+        assert shadow(browser, "button.launcher").get_attribute("aria-label") == "Open chat"
+
+        # An agent gives it back to the bot: the widget says so, and the bot answers again.
         assert agent.post(f"/v1/conversations/{conversation.public_id}/resume").status_code == 200
     wait_for(browser, lambda d: "chatting with the assistant again" in notices(d))
     wait_for(browser, lambda d: button.is_displayed())
