@@ -49,7 +49,7 @@ from conversations.providers.canned import CannedProvider
 from conversations.realtime import conversation_broadcast
 from knowledge.answer_selectors import CuratedMatch, curated_answer_match
 from knowledge.embeddings import EmbeddingError
-from knowledge.selectors import query_embedding, search
+from knowledge.selectors import query_embeddings, search
 from knowledge.services import curated_answer_used
 from webhooks.services import event_emit
 
@@ -265,13 +265,14 @@ _retrieval_pool = ThreadPoolExecutor(max_workers=settings.CHAT_RETRIEVAL_THREADS
 
 
 def question_embedding_start(question: str) -> Future:
-    """Start embedding the customer's question on a worker thread; its result is the vector.
+    """Start embedding the customer's question on a worker thread; its result is its `QueryEmbedding`
+    (both models of the ensemble, run side by side).
 
     The view starts it as soon as the request is authenticated and valid, so
-    that the model runs while the bot, the conversation and the message are
+    that the models run while the bot, the conversation and the message are
     read and written (onnxruntime releases the GIL while it computes).
     """
-    return _embedding_pool.submit(query_embedding, question)
+    return _embedding_pool.submit(query_embeddings, question)
 
 
 def _search_in_worker(*, tenant, bot, query: str, question_embedding: Future) -> list:
@@ -470,11 +471,13 @@ def reply_prepare(
                 passages = passages_fuse(passages, follow_up.result(), top_k=max(len(passages), 1))
     except EmbeddingError as exc:
         raise UpstreamError("The embedding service failed, so the question could not be searched.") from exc
+    embedded = _done_result(question_embedding)
     grounding = provider.ground(
         query=user_message,
         passages=answerable_passages(bot=bot, passages=passages),
         context=context,
-        query_vector=_done_result(question_embedding),
+        # The providers compare sentences with the configured model: its vector.
+        query_vector=embedded.vector if embedded is not None else None,
     )
     passages = grounding.passages
     model = provider.model_for(bot)

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import connection
 
 from knowledge.models import FULLTEXT_CONFIG, CuratedAnswer, CuratedPhrase
-from knowledge.selectors import QueryVector, _query_embedding
+from knowledge.selectors import QueryVector, _query_embedding, vector_literal
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def curated_answer_list(*, tenant, bot=None):
 
 def curated_answer_candidates(*, bot, question: str, query_vector: QueryVector | None = None, limit: int = 5):
     """The bot's wordings nearest to `question`: (answer id, wording, similarity, lexical), most similar first."""
-    vector = _query_embedding(question, query_vector)
+    vector = _query_embedding(question, query_vector, ensemble=False).vector
     table = CuratedPhrase._meta.db_table
     sql = f"""
         SELECT answer_id, text, 1 - (embedding <=> %(vector)s::vector) AS similarity,
@@ -50,8 +50,13 @@ def curated_answer_candidates(*, bot, question: str, query_vector: QueryVector |
         ORDER BY embedding <=> %(vector)s::vector
         LIMIT %(limit)s
     """
-    literal = "[" + ",".join(f"{value:.7g}" for value in vector.tolist()) + "]"
-    params = {"vector": literal, "config": FULLTEXT_CONFIG, "question": question, "bot": bot.pk, "limit": limit}
+    params = {
+        "vector": vector_literal(vector),
+        "config": FULLTEXT_CONFIG,
+        "question": question,
+        "bot": bot.pk,
+        "limit": limit,
+    }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()

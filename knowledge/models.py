@@ -104,6 +104,10 @@ class Chunk(models.Model):
         db_persist=True,
     )
     embedding = VectorField(dimensions=EMBEDDING_DIMENSION)
+    # The ensemble's second model (bge-small-en; `knowledge.embeddings`), not indexed: only the
+    # candidates the searches on `embedding` find are compared with it. Null for a chunk embedded
+    # before the ensemble (or with an embedding API): it is then compared with `embedding` alone.
+    embedding_aux = VectorField(dimensions=EMBEDDING_DIMENSION, null=True, blank=True)
 
     class Meta:
         indexes = [

@@ -14,8 +14,12 @@ Retrieval (`search`) runs two rankers over one bot's chunks, in one SQL statemen
 
 then scores every candidate of either ranker with a calibrated relevance model
 (`relevance`): the estimated probability, 0..1, that the passage answers the
-query, from its cosine similarity, how far that lies below the best candidate's,
-and the share of the query's IDF weight it contains. Passages are ordered by
+query, from its similarity, how far that lies below the best candidate's,
+and the share of the query's IDF weight it contains. The similarity is the
+ensemble's: the mean of the cosine similarities of the two local models
+(all-MiniLM-L6-v2, which the vector ranker searches, and bge-small-en, stored
+unindexed in `embedding_aux`), or the first model's alone for a chunk without
+the second vector (embedded before the ensemble, or by an embedding API). Passages are ordered by
 that `score`, the one they show, and the bot's `retrieval.min_score` cuts on it.
 The model is a logistic regression fitted on the tuning part of
 bench/quality.py (`python bench/quality.py --fit`); on the held-out part a
@@ -29,17 +33,29 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 from django.conf import settings
 from django.db import connection
 from numpy import ndarray
 
 from bothero.errors import NotFoundError, ValidationError
 from knowledge import sql
-from knowledge.conf import configured_embedder
+from knowledge.conf import auxiliary_embedder, configured_embedder
+from knowledge.embeddings import embed_question
 from knowledge.models import Document
 
-# A query's embedding, or a callable giving it (e.g. `Future.result`).
-QueryVector = ndarray | Callable[[], ndarray]
+
+@dataclass(frozen=True)
+class QueryEmbedding:
+    """A question embedded by each model of the ensemble (`query_embeddings`)."""
+
+    vector: ndarray  # the configured model's (all-MiniLM-L6-v2 locally): what the vector ranker searches
+    aux: ndarray | None = None  # bge-small-en's, with its query instruction; None without the ensemble
+
+
+# A query's embedding (`QueryEmbedding`, or the first model's vector alone), or a callable giving it
+# (e.g. `Future.result`).
+QueryVector = QueryEmbedding | ndarray | Callable[[], QueryEmbedding | ndarray]
 
 RRF_K = 60
 SNIPPET_CHARS = 300
@@ -58,6 +74,9 @@ RELEVANCE_INTERCEPT = -3.583
 RELEVANCE_SIMILARITY = 5.127
 RELEVANCE_GAP = 19.862
 RELEVANCE_TEXT = 1.108
+# The ensemble's similarity: (1 − AUX_WEIGHT)·cos(all-MiniLM-L6-v2) + AUX_WEIGHT·cos(bge-small-en),
+# chosen on the tuning part of bench/quality.py (docs/quality.md, "Levers tried").
+AUX_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)
@@ -71,7 +90,7 @@ class Passage:
     position: int  # chunk position in its document
     heading: str | None  # section heading kept as context
     page: int | None  # page number (PDF) or None
-    similarity: float = 0.0  # cosine similarity of the chunk to the query (one of the score's inputs)
+    similarity: float = 0.0  # the ensemble's cosine similarity of the chunk to the query (one of the score's inputs)
     text_match: float = 0.0  # share of the query's IDF weight the chunk contains, 0..1 (another input)
 
 
@@ -240,9 +259,11 @@ def search_candidates(
             rankings.append(f"SELECT id, rank FROM ({vector_hits}) AS vector_hits")
         if not rankings:
             return []
-        # Every candidate is scored by cosine similarity and text match, whichever ranker found it.
-        vector = _query_embedding(query, query_vector)
-        params["vector"] = "[" + ",".join(f"{value:.7g}" for value in vector.tolist()) + "]"
+        # Every candidate is scored by similarity and text match, whichever ranker found it.
+        embedding = _query_embedding(query, query_vector)
+        params["vector"] = vector_literal(embedding.vector)
+        params["aux_vector"] = vector_literal(embedding.aux) if embedding.aux is not None else None
+        params["aux_weight"] = AUX_WEIGHT
         fused = (
             f"SELECT id, sum(1.0 / ({RRF_K} + rank)) AS fused FROM ({' UNION ALL '.join(rankings)}) AS r GROUP BY id"
         )
@@ -278,14 +299,33 @@ def search_candidates(
 
 
 def query_embedding(query: str) -> ndarray:
-    """The embedding `search` compares chunks with (of the query without surrounding spaces)."""
+    """The configured model's embedding of the query (without surrounding spaces): what the vector ranker
+    and curated answers compare with."""
     return configured_embedder().embed([query.strip()])[0]
 
 
-def _query_embedding(query: str, query_vector: QueryVector | None):
+def query_embeddings(query: str) -> QueryEmbedding:
+    """The embeddings `search` compares chunks with: the query (without surrounding spaces) by each model of
+    the ensemble, the two models running at the same time."""
+    vector, aux = embed_question(configured_embedder(), auxiliary_embedder(), query.strip())
+    return QueryEmbedding(vector=vector, aux=aux)
+
+
+def _query_embedding(query: str, query_vector: QueryVector | None, *, ensemble: bool = True) -> QueryEmbedding:
+    """The query's embeddings: `query_vector`'s, computed when not given (the second model's only if
+    `ensemble`: a caller that has only the first model's vector gets the second's computed here)."""
     if query_vector is None:
-        return query_embedding(query)
-    return query_vector() if callable(query_vector) else query_vector
+        return query_embeddings(query) if ensemble else QueryEmbedding(vector=query_embedding(query))
+    value = query_vector() if callable(query_vector) else query_vector
+    if isinstance(value, QueryEmbedding):
+        return value
+    auxiliary = auxiliary_embedder() if ensemble else None
+    return QueryEmbedding(vector=value, aux=auxiliary.embed_query(query.strip()) if auxiliary is not None else None)
+
+
+def vector_literal(vector: ndarray) -> str:
+    """pgvector's text form of a vector, for a query parameter."""
+    return "[" + ",".join(f"{value:.7g}" for value in np.asarray(vector).tolist()) + "]"
 
 
 # The HNSW settings each pooled connection was given for the whole session (see `_hnsw_configure`).

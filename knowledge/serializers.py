@@ -308,7 +308,6 @@ class WebsiteSourceCreateSerializer(StrictSerializer):
     refresh = serializers.ChoiceField(choices=["daily", "weekly", "never"], required=False, default="weekly")
 
 
-
 class WebsiteSourceListQuerySerializer(serializers.Serializer):
     bot_id = serializers.CharField(max_length=64, required=False)
 

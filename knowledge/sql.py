@@ -72,13 +72,20 @@ TEXT_HITS_BOT_ROWS = _TEXT_HITS.replace(
     "(SELECT id, bot_id, search_vector FROM knowledge_chunk WHERE bot_id = %(bot_id)s OFFSET 0) AS bot_chunks",
 )
 
-# The candidates of both rankers with what the relevance model needs: each one's cosine
-# similarity and the IDF weight of the query's lexemes it contains (`{text_score}`, 0 when
-# the query has no lexeme the bot knows), in the ranking's order (`fused`: reciprocal rank
-# fusion of the rankers given, which the calibrated order replaces for `hybrid`).
+# The candidates of both rankers with what the relevance model needs: each one's similarity
+# (the ensemble's: the weighted mean of both models' cosine similarities; the first model's
+# alone when the chunk or the query has no second vector) and the IDF weight of the query's
+# lexemes it contains (`{text_score}`, 0 when the query has no lexeme the bot knows), in the
+# ranking's order (`fused`: reciprocal rank fusion of the rankers given, which the calibrated
+# order replaces for `hybrid`).
 PASSAGES = """
     SELECT c.id, c.public_id, d.public_id, d.title, c.text, c.position, c.heading, c.page,
-           1 - (c.embedding <=> %(vector)s::vector) AS similarity, ({text_score}) AS text_score, f.fused
+           coalesce(
+               (1 - %(aux_weight)s) * (1 - (c.embedding <=> %(vector)s::vector))
+               + %(aux_weight)s * (1 - (c.embedding_aux <=> %(aux_vector)s::vector)),
+               1 - (c.embedding <=> %(vector)s::vector)
+           ) AS similarity,
+           ({text_score}) AS text_score, f.fused
     FROM ({ranking}) AS f
     JOIN knowledge_chunk c ON c.id = f.id
     JOIN knowledge_document d ON d.id = c.document_id

@@ -28,7 +28,7 @@ from django.utils import timezone
 from bothero import netguard
 from knowledge import parsing
 from knowledge.chunking import chunk_sections
-from knowledge.conf import configured_embedder
+from knowledge.conf import auxiliary_embedder, configured_embedder, embedding_model_name
 from knowledge.embeddings import EmbeddingError
 from knowledge.events import document_event_data
 from knowledge.models import Chunk, Document
@@ -148,13 +148,14 @@ def _ingest_claimed(document: Document, claim_token: str) -> Document | None:
     )
     if not chunks:
         raise IngestionError(parsing.EMPTY_DOCUMENT, "The document contains no extractable text.")
-    vectors = _embed_chunks(document, claim_token, chunks, embedder)
+    vectors, aux_vectors = _embed_chunks(document, claim_token, chunks, embedder, auxiliary_embedder())
     return _document_finish(
         document_id=document.pk,
         claim_token=claim_token,
         chunks=chunks,
         vectors=vectors,
-        embedding_model=embedder.model_name,
+        aux_vectors=aux_vectors,
+        embedding_model=embedding_model_name(),
         embedding_dimension=embedder.dimension,
     )
 
@@ -250,10 +251,14 @@ def embedding_input(chunk) -> str:
     return f"{chunk.heading}\n{chunk.text}" if chunk.heading else chunk.text
 
 
-def _embed_chunks(document: Document, claim_token: str, chunks, embedder) -> np.ndarray:
+def _embed_chunks(
+    document: Document, claim_token: str, chunks, embedder, auxiliary
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Every chunk's vector from `embedder` and, when there is one, from the ensemble's `auxiliary` model."""
     batch_size = settings.KNOWLEDGE_EMBED_BATCH_SIZE
     texts = [embedding_input(chunk) for chunk in chunks]
     vectors = np.empty((len(texts), embedder.dimension), dtype=np.float32)
+    aux_vectors = np.empty((len(texts), auxiliary.dimension), dtype=np.float32) if auxiliary is not None else None
     # Similar lengths in each batch means little padding: go through the whole document
     # shortest first, not only within each step.
     order = sorted(range(len(chunks)), key=lambda index: (chunks[index].token_count, len(texts[index])))
@@ -261,19 +266,29 @@ def _embed_chunks(document: Document, claim_token: str, chunks, embedder) -> np.
     step = batch_size * 4
     for first in range(0, len(order), step):
         indices = order[first : first + step]
+        step_texts = [texts[index] for index in indices]
         try:
-            vectors[indices] = embedder.embed([texts[index] for index in indices], batch_size=batch_size)
+            vectors[indices] = embedder.embed(step_texts, batch_size=batch_size)
+            if aux_vectors is not None:
+                aux_vectors[indices] = auxiliary.embed(step_texts, batch_size=batch_size)
         except EmbeddingError as exc:
             raise IngestionError("embedding_failed", str(exc), transient=True) from None
         done = min(first + step, len(order))
         span = PROGRESS_EMBEDDING_END - PROGRESS_EMBEDDING_START
         _set_progress(document, claim_token, PROGRESS_EMBEDDING_START + span * done // len(order))
-    return vectors
+    return vectors, aux_vectors
 
 
 @transaction.atomic
 def _document_finish(
-    *, document_id: int, claim_token: str, chunks, vectors: np.ndarray, embedding_model: str, embedding_dimension: int
+    *,
+    document_id: int,
+    claim_token: str,
+    chunks,
+    vectors: np.ndarray,
+    aux_vectors: np.ndarray | None = None,
+    embedding_model: str,
+    embedding_dimension: int,
 ) -> Document:
     document = (
         Document.objects.select_for_update()
@@ -297,8 +312,11 @@ def _document_finish(
                 page=chunk.page,
                 token_count=chunk.token_count,
                 embedding=vector,
+                embedding_aux=aux_vector,
             )
-            for chunk, vector in zip(chunks, vectors, strict=True)
+            for chunk, vector, aux_vector in zip(
+                chunks, vectors, aux_vectors if aux_vectors is not None else [None] * len(chunks), strict=True
+            )
         ],
         batch_size=500,
     )

@@ -43,7 +43,7 @@ def test_a_document_is_claimed_processed_and_ready_with_progress_100(alice_bot):
     assert document.progress == 100
     assert document.attempts == 1
     assert document.chunk_count == len(chunk_rows(document)) >= 3
-    assert document.embedding_model == "all-MiniLM-L6-v2-int8"
+    assert document.embedding_model == "all-MiniLM-L6-v2-int8+bge-small-en-int8"
     assert document.embedding_dimension == 384
     assert document.ready_at is not None
     positions = [position for position, _ in chunk_rows(document)]
@@ -321,12 +321,14 @@ def test_the_reindex_command_requeues_one_bots_documents_or_all(
 
     with django_capture_on_commit_callbacks(execute=True):
         call_command("reindex", "--bot", alice_bot.public_id)
-    assert Document.objects.get(pk=mine.pk).embedding_model == "all-MiniLM-L6-v2-int8"
+    assert Document.objects.get(pk=mine.pk).embedding_model == "all-MiniLM-L6-v2-int8+bge-small-en-int8"
     assert Document.objects.get(pk=theirs.pk).embedding_model == "old-model"
 
     with django_capture_on_commit_callbacks(execute=True):
         call_command("reindex", "--all")
-    assert set(Document.objects.values_list("embedding_model", "status")) == {("all-MiniLM-L6-v2-int8", "ready")}
+    assert set(Document.objects.values_list("embedding_model", "status")) == {
+        ("all-MiniLM-L6-v2-int8+bge-small-en-int8", "ready")
+    }
 
     with pytest.raises(CommandError):
         call_command("reindex", "--bot", "bot_nope")
@@ -348,7 +350,7 @@ def test_staff_can_reindex_documents_from_the_admin(
 
     assert response.status_code == 302
     document.refresh_from_db()
-    assert (document.status, document.embedding_model) == ("ready", "all-MiniLM-L6-v2-int8")
+    assert (document.status, document.embedding_model) == ("ready", "all-MiniLM-L6-v2-int8+bge-small-en-int8")
 
 
 def test_deleting_documents_from_the_admin_goes_through_the_service(admin_client, alice_bot, add_text):
