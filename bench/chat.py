@@ -11,7 +11,7 @@ fixed delay (`conversations.testing.llm_server`, its own process):
   pointing at the stub), for a bot with 10,000 chunks of knowledge — so every
   request authenticates, rate-limits, checks the monthly quota, stores the
   conversation and both messages with their events, embeds the question
-  (local ONNX model), runs the hybrid search, builds the prompt with history,
+  (both local ONNX models of the ensemble), runs the hybrid search, builds the prompt with history,
   and calls the stub.
 
 Each is measured plain (full answer) and streaming (time to the first token),
@@ -90,8 +90,9 @@ def chunk_text(rng: random.Random, product: int) -> tuple[str, str]:
     return f"Widget {product} {topic}", " ".join(facts) + " " + filler
 
 
-def chunk_vectors(texts: list[str], rng: random.Random):
-    """Embeddings for `texts`: every EMBED_EVERY-th text embedded by the local model, the rest near it.
+def chunk_vectors(texts: list[str], rng: random.Random, embedder=None):
+    """Embeddings for `texts`: every EMBED_EVERY-th text embedded by the local model (or `embedder`), the rest
+    near it.
 
     Embedding 10,000 passages on two loaded cores takes tens of minutes, so
     only one in EMBED_EVERY is embedded for real; the texts that follow it get
@@ -103,7 +104,7 @@ def chunk_vectors(texts: list[str], rng: random.Random):
 
     from knowledge.embeddings import get_embedder
 
-    anchors = get_embedder("local").embed(texts[::EMBED_EVERY], batch_size=16)
+    anchors = (embedder or get_embedder("local")).embed(texts[::EMBED_EVERY], batch_size=16)
     noise = np.random.default_rng(rng.randint(0, 2**32)).normal(0, 0.01, size=(len(texts), anchors.shape[1]))
     vectors = anchors.repeat(EMBED_EVERY, axis=0)[: len(texts)] + noise.astype(np.float32)
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -182,6 +183,20 @@ def prepare_data():
                 )
                 # As ingestion does: the full-text ranker weighs query words by these document frequencies.
                 lexeme_stats_change(document=document, sign=+1, chunk_count=len(part))
+        print(f"  done in {time.perf_counter() - started:.0f} s", flush=True)
+    missing_aux = Chunk.objects.filter(bot=bot, embedding_aux__isnull=True)
+    if missing_aux.exists():
+        # Chunks made before the embedding ensemble: give them bge-small-en's vectors, as `reindex` would
+        # (the same anchors-plus-noise scheme, in the chunks' order).
+        from knowledge.embeddings import get_auxiliary_embedder
+
+        print("Adding the ensemble's second vectors (once)…", flush=True)
+        started = time.perf_counter()
+        chunks = list(missing_aux.order_by("document_id", "position").only("id", "text"))
+        aux = chunk_vectors([chunk.text for chunk in chunks], random.Random(8), get_auxiliary_embedder())
+        for chunk, vector in zip(chunks, aux, strict=True):
+            chunk.embedding_aux = vector
+        Chunk.objects.bulk_update(chunks, ["embedding_aux"], batch_size=500)
         print(f"  done in {time.perf_counter() - started:.0f} s", flush=True)
     key = api_key_create(tenant=tenant, name="bench").key
     return bot, key

@@ -472,7 +472,7 @@ def build(args, dataset: DataSet, report) -> dict:
                 status="ready",
                 progress=100,
                 chunk_count=count,
-                embedding_model="all-MiniLM-L6-v2-int8",
+                embedding_model="all-MiniLM-L6-v2-int8+bge-small-en-int8",
                 embedding_dimension=384,
                 ready_at=now,
             )
@@ -601,7 +601,7 @@ def copy_chunks(rows, tenant_id: int, dataset: DataSet) -> None:
                     for first, count, document_id, bot_id in part:
                         with cursor.copy(
                             "COPY knowledge_chunk (id, public_id, tenant_id, bot_id, document_id, position, text, "
-                            "heading, page, token_count, embedding) FROM STDIN WITH (FORMAT BINARY)"
+                            "heading, page, token_count, embedding, embedding_aux) FROM STDIN WITH (FORMAT BINARY)"
                         ) as copy:
                             copy.set_types(
                                 [
@@ -615,6 +615,7 @@ def copy_chunks(rows, tenant_id: int, dataset: DataSet) -> None:
                                     "text",
                                     "int4",
                                     "int4",
+                                    "vector",
                                     "vector",
                                 ]
                             )
@@ -633,6 +634,9 @@ def copy_chunks(rows, tenant_id: int, dataset: DataSet) -> None:
                                         None,
                                         None,
                                         len(text.split()),
+                                        dataset.vectors[row],
+                                        # The ensemble's second vector (bge-small-en's, unindexed): only its
+                                        # size matters here, search reads it for the ~40 candidates.
                                         dataset.vectors[row],
                                     )
                                 )
@@ -747,7 +751,14 @@ def measure(args, dataset: DataSet, report) -> None:
     from django.db import connection, transaction
 
     from knowledge.conf import configured_embedder
-    from knowledge.selectors import _bot_chunk_count, _text_hits_sql, _vector_hits_sql, bot_own_indexes, search
+    from knowledge.selectors import (
+        _bot_chunk_count,
+        _text_hits_sql,
+        _vector_hits_sql,
+        bot_own_indexes,
+        query_embeddings,
+        search,
+    )
     from knowledge.sql import EXACT_VECTOR_HITS
 
     embedder = configured_embedder()
@@ -945,7 +956,7 @@ def measure(args, dataset: DataSet, report) -> None:
     rounds = {"hybrid search()": [], "embed query only": []}
     for _ in range(args.rounds):
         for key, call in (
-            ("embed query only", lambda bot, q: embedder.embed([q])),
+            ("embed query only", lambda bot, q: query_embeddings(q)),  # both models of the ensemble
             ("hybrid search()", lambda bot, q: search(tenant=tenant, bot=bot, query=q, top_k=5)),
         ):
             samples = []
@@ -1038,8 +1049,8 @@ def write_document(tenant, bot, dataset: DataSet, *, label: str) -> dict:
     vectors = normalised(dataset.vectors[:count] + 0.02 * noise)
     started = time.perf_counter()
     _document_finish(
-        document_id=document.pk, claim_token=claim, chunks=chunks, vectors=vectors,
-        embedding_model="all-MiniLM-L6-v2-int8", embedding_dimension=384,
+        document_id=document.pk, claim_token=claim, chunks=chunks, vectors=vectors, aux_vectors=vectors,
+        embedding_model="all-MiniLM-L6-v2-int8+bge-small-en-int8", embedding_dimension=384,
     )  # fmt: skip
     seconds = time.perf_counter() - started
     result = {"chunks": count, "seconds": round(seconds, 2), "chunks_per_s": round(count / seconds, 1)}
@@ -1177,7 +1188,8 @@ def reindex_document(document, dataset: DataSet) -> None:
         document_id=document.pk, claim_token=claim,
         chunks=[BenchChunk(position, dataset.texts[row]) for position, row in enumerate(rows)],
         vectors=dataset.vectors[first - 1 : first - 1 + count],
-        embedding_model="all-MiniLM-L6-v2-int8", embedding_dimension=384,
+        aux_vectors=dataset.vectors[first - 1 : first - 1 + count],
+        embedding_model="all-MiniLM-L6-v2-int8+bge-small-en-int8", embedding_dimension=384,
     )  # fmt: skip
 
 

@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from knowledge.embeddings import get_auxiliary_embedder, get_embedder
+from knowledge.embeddings import embed_question, get_auxiliary_embedder, get_embedder
 from knowledge.models import EMBEDDING_DIMENSION
 
 
@@ -44,6 +44,6 @@ def embedder_warm_up() -> bool:
     model to load: with `EMBEDDINGS_PROVIDER=openai` the embedder is an HTTP client and nothing is done."""
     if settings.EMBEDDINGS_PROVIDER != "local":
         return False
-    configured_embedder().embed(["warm-up"])
-    auxiliary_embedder().embed_query("warm-up")
+    # As a question is embedded (`knowledge.selectors.query_embeddings`): both models, the second on its thread.
+    embed_question(configured_embedder(), auxiliary_embedder(), "warm-up")
     return True

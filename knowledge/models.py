@@ -107,6 +107,8 @@ class Chunk(models.Model):
     # The ensemble's second model (bge-small-en; `knowledge.embeddings`), not indexed: only the
     # candidates the searches on `embedding` find are compared with it. Null for a chunk embedded
     # before the ensemble (or with an embedding API): it is then compared with `embedding` alone.
+    # pgvector's EXTERNAL storage moves it out of the row (unlike `embedding`, migration 0003), so
+    # the exact scans over `embedding` read rows no larger than before.
     embedding_aux = VectorField(dimensions=EMBEDDING_DIMENSION, null=True, blank=True)
 
     class Meta:

@@ -70,10 +70,10 @@ MODES = ("hybrid", "rrf", "vector", "fulltext")
 # + TEXT·share of the query's IDF weight the passage contains). Fitted by
 # `python bench/quality.py --fit` on the tuning questions (verbatim, re-worded and
 # unanswerable), every candidate of `search` labelled by whether it holds the answer.
-RELEVANCE_INTERCEPT = -3.583
-RELEVANCE_SIMILARITY = 5.127
-RELEVANCE_GAP = 19.862
-RELEVANCE_TEXT = 1.108
+RELEVANCE_INTERCEPT = -5.074
+RELEVANCE_SIMILARITY = 7.610
+RELEVANCE_GAP = 33.512
+RELEVANCE_TEXT = 0.492
 # The ensemble's similarity: (1 − AUX_WEIGHT)·cos(all-MiniLM-L6-v2) + AUX_WEIGHT·cos(bge-small-en),
 # chosen on the tuning part of bench/quality.py (docs/quality.md, "Levers tried").
 AUX_WEIGHT = 0.5
