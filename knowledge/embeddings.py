@@ -22,7 +22,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +86,7 @@ class LocalModel:
     """A local ONNX sentence-embedding model and how to use it."""
 
     name: str
-    files: object  # () -> (ONNX file path, tokenizer JSON without truncation or padding)
+    files: Callable[[], tuple[str, str]]  # () -> (ONNX file path, tokenizer JSON without truncation or padding)
     pooling: str  # "mean" (sentence-transformers) or "cls" (the first token's state, as bge does)
     max_tokens: int = MAX_SEQUENCE_TOKENS  # the window texts are truncated to, special tokens included
     query_instruction: str = ""  # put before a question (not a passage) by `embed_query`
@@ -351,7 +351,8 @@ def get_auxiliary_embedder() -> LocalEmbedder:
     return embedder
 
 
-# Embeds a question with the second model while the calling thread runs the first.
+# Embeds a question with the second model while the calling thread runs the first; as many threads as the
+# chat's question-embedding pool has by default (CHAT_RETRIEVAL_THREADS), so none of its questions queues here.
 _question_pool: ThreadPoolExecutor | None = None
 _question_pool_lock = threading.Lock()
 
