@@ -28,7 +28,8 @@ Without a language model it cannot write an answer, so it picks one:
 A follow-up question ("and on weekends?") is scored with the earlier question
 it continues (`context`): half its similarity to the question alone and half
 to both, the earlier question's words counting half; the evidence must come
-from the question itself (`ScoredSentence.has_evidence`).
+from the question itself (`ScoredSentence.has_evidence`). Its quote goes on
+to the end of the best sentence's paragraph (see `_quote_from`).
 """
 
 from __future__ import annotations
@@ -251,15 +252,23 @@ def extract(
             if float(passages[other.passage].score) >= SECOND_PASSAGE_SHARE * first_score:
                 picks.append(other)
             break
-    return [(passages[best.passage], _quote_from(passages[best.passage], best, scored)) for best in picks]
+    follow_up = bool(context)
+    return [
+        (passages[best.passage], _quote_from(passages[best.passage], best, scored, follow_up=follow_up))
+        for best in picks
+    ]
 
 
-def _quote_from(passage, best: ScoredSentence, scored: list[ScoredSentence]) -> list[str]:
+def _quote_from(passage, best: ScoredSentence, scored: list[ScoredSentence], *, follow_up: bool = False) -> list[str]:
     """The sentences of `passage` quoted around its best sentence `best`: the sentence before it in its paragraph
     (`PRECEDING_SENTENCES`), the paragraph's sentences scoring within `EXTRA_SENTENCE_MARGIN` of it (at most
     `MAX_SENTENCES` in all), then the paragraphs and list items that follow it in the passage (a how-to answer
     goes on with its steps), up to `ANSWER_WORDS` words. An FAQ paragraph of independent facts is thus
-    answered with its one or two facts."""
+    answered with its one or two facts.
+
+    For a `follow_up` the rest of the best sentence's paragraph is quoted too: a follow-up says little by
+    itself ("And how do I undo that?"), so its best sentence is mostly the topic's, and the answer is the
+    sentence after it ("...you can undo the rename. To revert the action, click ... Undo Rename")."""
     units = [split_sentences(unit) for unit in unwrap_lines(passage.text)]
     unit_of, first_of = [], []
     for index, unit in enumerate(units):
@@ -274,6 +283,8 @@ def _quote_from(passage, best: ScoredSentence, scored: list[ScoredSentence]) -> 
             break
         if other.passage == best.passage and unit_of[other.position] == owner and other.has_evidence:
             chosen.add(other.position)
+    if follow_up:
+        chosen.update(range(best.position, first_of[owner] + len(units[owner])))
     sentences = [sentence for unit in units for sentence in unit]
     words = sum(len(sentences[index].split()) for index in chosen)
     for index in range(owner + 1, len(units)):

@@ -217,3 +217,33 @@ def test_an_answer_spanning_two_sections_quotes_both_and_nothing_unrelated(alice
     assert "— Account help › Forgotten password" in body["content"]
     assert "— Account help › Change your password" in body["content"]
     assert len(body["sources"]) == 2
+
+
+def test_a_follow_ups_answer_goes_on_to_the_end_of_its_paragraph(alice, django_capture_on_commit_callbacks):
+    # A follow-up says little by itself: its best sentence is mostly the topic's ("...you can undo the rename"),
+    # and the answer is the sentence after it.
+    from knowledge import services as knowledge_services
+
+    bot = BotFactory(tenant=alice.tenant)
+    with django_capture_on_commit_callbacks(execute=True):
+        knowledge_services.document_create_from_text(
+            tenant=alice.tenant,
+            bot=bot,
+            title="Files help",
+            text=(
+                "# Files help\n\n## Rename a file\n\n"
+                "To rename a file, select it and press F2, then type the new name and press Enter.\n\n"
+                "If you renamed the wrong file, or named your file improperly, you can undo the rename. "
+                "To revert the action, immediately press Ctrl+Z.\n\n"
+                "## Our offices\n\n"
+                "Our head office is in Berlin, next to the main railway station. Visitors are welcome on Fridays.\n"
+            ),
+        )
+    opening = ask(alice.client, bot, "How do I rename a file?")
+
+    body = ask(alice.client, bot, "And how do I undo that?", conversation_id=opening["conversation_id"])
+
+    quoted = quoted_sentences(body["content"])
+    assert "To revert the action, immediately press Ctrl+Z." in quoted
+    assert not any("Berlin" in sentence for sentence in quoted)
+    assert body["content"].endswith("— Files help › Rename a file")
