@@ -56,6 +56,7 @@ settings must match: they are stored in it). Writes bench/results/retrieval-<nam
 
 import argparse
 import ast
+import contextlib
 import hashlib
 import json
 import os
@@ -683,17 +684,18 @@ def build_bot_indexes(dataset: DataSet) -> dict:
     return result
 
 
-def without_own_index(cursor, bot_id: int, kind: str) -> bool:
-    """In the caller's transaction: drop the bot's own index of this kind (rolled back with it), so the
-    same statement goes through the shared index. Whether there was one."""
+@contextlib.contextmanager
+def without_own_index(bot_id: int, kind: str):
+    """A cursor in a transaction where the bot's own index of this kind is dropped, rolled back afterwards
+    (the index comes back), so the same statement goes through the shared index."""
+    from django.db import connection, transaction
+
     from knowledge import sql
 
-    name = sql.bot_index_name(bot_id, kind)
-    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
-    if not cursor.fetchone()[0]:
-        return False
-    cursor.execute(f'DROP INDEX "{name}"')
-    return True
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f'DROP INDEX IF EXISTS "{sql.bot_index_name(bot_id, kind)}"')
+        yield cursor
+        transaction.set_rollback(True)
 
 
 # --------------------------------------------------------------------------
@@ -882,8 +884,7 @@ def measure(args, dataset: DataSet, report) -> None:
                         plans[name][ranker] = sorted(set(re.findall(r"Index Scan (?:using|on) (\w+)", plan_text)))
         if "hnsw" in own:
             # The same bot through the shared graph, as before it had its own (its own dropped, rolled back).
-            with transaction.atomic(), connection.cursor() as cursor:
-                without_own_index(cursor, bot.pk, "hnsw")
+            with without_own_index(bot.pk, "hnsw") as cursor:
                 shared_sql = _vector_hits_sql(cursor, bot_chunks, params)
                 ids, ms = timed_ids(cursor, shared_sql, params)
             record(name, "recall", "vector ranker through the shared graph", len(set(ids) & set(exact)) / 10)
@@ -901,11 +902,10 @@ def measure(args, dataset: DataSet, report) -> None:
                     name, "latency", f"search full-text ranker via {path} (SQL)", (time.perf_counter() - started) * 1000
                 )
                 if path == "own GIN":  # the same statement through the shared GIN index (own dropped, rolled back)
-                    with transaction.atomic():
-                        without_own_index(cursor, bot.pk, "gin")
+                    with without_own_index(bot.pk, "gin") as shared_cursor:
                         started = time.perf_counter()
-                        cursor.execute(f"SELECT count(*) FROM ({text_sql}) AS text_hits", text_params)
-                        cursor.fetchall()
+                        shared_cursor.execute(f"SELECT count(*) FROM ({text_sql}) AS text_hits", text_params)
+                        shared_cursor.fetchall()
                         elapsed = (time.perf_counter() - started) * 1000
                     record(name, "latency", "full-text ranker through the shared GIN (SQL)", elapsed)
                 if path == "bot rows":  # the same statement through the GIN index, as before
