@@ -18,6 +18,12 @@ from one of the queried bot's chunks, embedded at query time. Per size class, in
 * hybrid `search()` latency (query embedding + one SQL statement of full text + vector + fusion),
   p50/p99 of the first of `--rounds` interleaved rounds, and the p50 of each query's best round.
 
+Before measuring, the bots above KNOWLEDGE_BOT_INDEX_MIN_CHUNKS get their own partial HNSW and GIN
+indexes from the product's `knowledge.services.bot_indexes_sync` (timed; a kept database keeps them;
+`--no-bot-indexes`: not); for those bots the run also times the same statements through the shared
+indexes (their own dropped in a rolled-back transaction) and records which indexes each class's
+statements use (EXPLAIN).
+
 `--writes` then measures, on the loaded index, writing a 10,000-chunk document (the database part
 of ingestion, `_document_finish`) and a whole ingestion of a ~350-chunk text document (parse, chunk,
 embed, write), each beside the same write into the empty index (measured when the database was
