@@ -14,6 +14,7 @@ import websockets
 from bothero.testing.factories import BotFactory
 from bothero.testing.processes import uvicorn_server
 from conftest import make_actor
+from conversations.testing.sse import sse_frames
 
 pytestmark = [
     pytest.mark.slow,
@@ -29,20 +30,6 @@ def live(transactional_db):
     )
     with uvicorn_server(CHAT_HEARTBEAT_SECONDS="0.5") as url:
         yield url, actor, bot
-
-
-def sse_frames(response):
-    event, data = None, []
-    for line in response.iter_lines():
-        if line.startswith(":"):
-            yield "heartbeat", None
-        elif line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].strip())
-        elif line == "" and data:
-            yield event, json.loads("\n".join(data))
-            event, data = None, []
 
 
 def test_the_events_stream_carries_agent_replies_customer_messages_and_status_changes(live):

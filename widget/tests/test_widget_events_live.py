@@ -3,7 +3,6 @@ arrives on the stream, the visitor's own messages do not, and the stream is boun
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from contextlib import ExitStack
@@ -15,6 +14,7 @@ from accounts.services import api_key_create
 from bothero.testing.factories import BotFactory
 from bothero.testing.processes import uvicorn_server
 from conftest import make_actor
+from conversations.testing.sse import sse_frames
 
 from .helpers import SITE, visitor_id
 
@@ -38,20 +38,6 @@ def shop(transactional_db):
 
 def widget_headers(key: str, visitor: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}", "Origin": SITE, "X-BotHero-Visitor": visitor}
-
-
-def sse_frames(response):
-    event, data = None, []
-    for line in response.iter_lines():
-        if line.startswith(":"):
-            yield "heartbeat", None
-        elif line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].strip())
-        elif line == "" and data:
-            yield event, json.loads("\n".join(data))
-            event, data = None, []
 
 
 def next_event(frames):
