@@ -336,6 +336,10 @@ if not 0 <= KNOWLEDGE_BOT_INDEX_DROP_BELOW_CHUNKS <= KNOWLEDGE_BOT_INDEX_MIN_CHU
     raise ImproperlyConfigured(
         "KNOWLEDGE_BOT_INDEX_DROP_BELOW_CHUNKS must be between 0 and KNOWLEDGE_BOT_INDEX_MIN_CHUNKS."
     )
+# The embedding ensemble's backfill (knowledge.services.embedding_backfill): chunks stored without the second
+# vector get it this many at a time, a batch requeueing the next while any remain; beat looks for work this often.
+KNOWLEDGE_AUX_BACKFILL_BATCH_SIZE = env.int("KNOWLEDGE_AUX_BACKFILL_BATCH_SIZE", default=128)
+KNOWLEDGE_AUX_BACKFILL_INTERVAL_SECONDS = env.int("KNOWLEDGE_AUX_BACKFILL_INTERVAL_SECONDS", default=300)
 # Curated answers: cosine similarity a question needs to a curated question (or variant) to get its answer;
 # the lower one when every word of the curated wording is in the question (calibrated: docs/knowledge.md).
 CURATED_ANSWER_MIN_SIMILARITY = env.float("CURATED_ANSWER_MIN_SIMILARITY", default=0.78)
@@ -478,6 +482,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "knowledge.sync_all_bot_indexes",
         "schedule": 3600.0,
         "options": {"queue": "ingestion", "expires": 3600.0},
+    },
+    # Chunks stored before the embedding ensemble get its second vector (a run with work requeues itself).
+    "knowledge-backfill-aux-embeddings": {
+        "task": "knowledge.backfill_aux_embeddings",
+        "schedule": float(KNOWLEDGE_AUX_BACKFILL_INTERVAL_SECONDS),
+        "options": {"queue": "ingestion", "expires": float(KNOWLEDGE_AUX_BACKFILL_INTERVAL_SECONDS)},
     },
     # Website sources due a refresh (daily / weekly) are queued for a sync.
     "knowledge-sync-due-sources": {

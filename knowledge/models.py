@@ -106,7 +106,8 @@ class Chunk(models.Model):
     embedding = VectorField(dimensions=EMBEDDING_DIMENSION)
     # The ensemble's second model (bge-small-en; `knowledge.embeddings`), not indexed: only the
     # candidates the searches on `embedding` find are compared with it. Null for a chunk embedded
-    # before the ensemble (or with an embedding API): it is then compared with `embedding` alone.
+    # before the ensemble (or with an embedding API): it is then compared with `embedding` alone, until
+    # the backfill gives it one (`knowledge.services.embedding_backfill`).
     # pgvector's EXTERNAL storage moves it out of the row (unlike `embedding`, migration 0003), so
     # the exact scans over `embedding` read rows no larger than before.
     embedding_aux = VectorField(dimensions=EMBEDDING_DIMENSION, null=True, blank=True)
@@ -114,6 +115,11 @@ class Chunk(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["bot"]),
+            # The chunks still without the second vector, in the order the backfill takes them
+            # (`knowledge.services.embedding_backfill`): empty once it is done, so its beat run costs nothing.
+            models.Index(
+                fields=["document", "id"], name="chunk_without_aux", condition=models.Q(embedding_aux__isnull=True)
+            ),
             GinIndex(fields=["search_vector"], name="chunk_search_vector_gin"),
             HnswIndex(
                 fields=["embedding"],

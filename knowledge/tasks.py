@@ -165,3 +165,19 @@ def sync_all_bot_indexes() -> int:
     for bot_id in bot_ids:
         queueing.bot_indexes_sync_on_commit(bot_id)
     return len(bot_ids)
+
+
+@shared_task(
+    bind=True,
+    name="knowledge.backfill_aux_embeddings",
+    acks_late=True,
+    time_limit=600,
+    soft_time_limit=570,
+)
+def backfill_aux_embeddings(self) -> dict:
+    """Give one batch of chunks stored without it the ensemble's second vector (beat); while the batch was full,
+    queue the next one, behind whatever ingestion waits (a run that finds the lock taken stops its chain)."""
+    result = services.chunks_aux_backfill()
+    if result.more and not self.request.is_eager:
+        self.apply_async(queue=INGESTION_QUEUE, retry_policy=queueing.PUBLISH_RETRY_POLICY)
+    return {"status": result.status, "embedded": result.embedded, "documents_completed": result.documents_completed}

@@ -1,5 +1,6 @@
 """Knowledge base writes: documents in (`documents`), ingestion (parse → chunk → embed → index, `ingestion`),
-curated answers (`answers`), website sources (`sources`), large bots' own search indexes (`bot_indexes`).
+curated answers (`answers`), website sources (`sources`), large bots' own search indexes (`bot_indexes`), the
+ensemble's second vector for chunks stored without it (`embedding_backfill`).
 
 Callers use `from knowledge import services`; the two modules hold the code.
 """
@@ -26,6 +27,7 @@ from knowledge.services.documents import (
     documents_requeue_stale,
     lexeme_stats_change,
 )
+from knowledge.services.embedding_backfill import BackfillResult, chunks_aux_backfill
 from knowledge.services.ingestion import (
     ClaimLost,
     IngestionError,
@@ -44,11 +46,13 @@ from knowledge.services.sources import (
 )
 
 __all__ = [
+    "BackfillResult",
     "ClaimLost",
     "IngestionError",
     "bot_indexes_out_of_date",
     "bot_indexes_queue_if_needed",
     "bot_indexes_sync",
+    "chunks_aux_backfill",
     "chunks_delete",
     "curated_answer_create",
     "curated_answer_delete",
