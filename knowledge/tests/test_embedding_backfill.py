@@ -1,6 +1,7 @@
 """The ensemble's second vector backfilled for chunks stored without it (knowledge.services.embedding_backfill)."""
 
 import importlib.util
+import io
 import logging
 import os
 import threading
@@ -8,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from django.core.management import call_command
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
@@ -15,7 +17,7 @@ from bothero.celery import app as celery_app
 from bothero.testing.factories import BotFactory
 from bothero.testing.processes import celery_worker
 from conftest import make_actor
-from knowledge import embeddings, services
+from knowledge import embeddings, services, tasks
 from knowledge.conf import configured_embedder, embedding_model_name
 from knowledge.models import Chunk, Document
 from knowledge.services import embedding_backfill
@@ -201,6 +203,21 @@ def test_with_nothing_to_do_a_run_is_a_few_statements_on_the_partial_index(manua
         cursor.execute("EXPLAIN " + embedding_backfill._NEXT_BATCH, {"limit": 128})
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "chunk_without_aux" in plan
+
+
+def test_the_task_does_one_batch_when_run_eagerly_and_the_command_goes_on_until_none_is_left(settings, manual):
+    stored_before_the_ensemble(manual)
+    settings.KNOWLEDGE_AUX_BACKFILL_BATCH_SIZE = 2
+
+    outcome = tasks.backfill_aux_embeddings.apply().get()
+
+    assert outcome == {"status": "done", "embedded": 2, "documents_completed": 0}
+    assert Chunk.objects.filter(document=manual, embedding_aux__isnull=True).count() == manual.chunk_count - 2
+    out = io.StringIO()
+    call_command("backfill_embeddings", stdout=out)
+    assert f"{manual.chunk_count - 2} chunk(s) embedded" in out.getvalue()
+    assert "1 document(s) complete" in out.getvalue()
+    assert not Chunk.objects.filter(document=manual, embedding_aux__isnull=True).exists()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -71,7 +71,7 @@ def test_search_scores_passages_with_the_mean_of_both_models_similarities(alice,
 
 
 def test_a_chunk_without_the_second_vector_is_still_found_by_the_first_models_similarity(alice, notes_bot):
-    # A document embedded before the ensemble, until `reindex` re-embeds it.
+    # A document embedded before the ensemble, until the backfill gives its chunks the second vector.
     Chunk.objects.filter(bot=notes_bot).update(embedding_aux=None)
     query = "My display goes dark too quickly"
     embedded = query_embeddings(query)
