@@ -327,27 +327,23 @@ def get_embedder(
         key = ("openai", base_url or DEFAULT_OPENAI_BASE_URL, api_key, model or DEFAULT_OPENAI_MODEL)
     else:
         raise ValueError(f"Unknown embedding provider {provider!r}; expected 'local' or 'openai'.")
-    embedder = _embedders.get(key)
-    if embedder is not None:
-        return embedder
-    with _embedders_lock:
-        embedder = _embedders.get(key)
-        if embedder is None:
-            embedder = LocalEmbedder() if provider == "local" else OpenAIEmbedder(*key[1:])
-            _embedders[key] = embedder
-    return embedder
+    return _cached_embedder(key, lambda: LocalEmbedder() if provider == "local" else OpenAIEmbedder(*key[1:]))
 
 
 def get_auxiliary_embedder() -> LocalEmbedder:
     """The process-wide bge-small-en embedder, the ensemble's second model (loaded once per process)."""
-    key = ("local", AUXILIARY_MODEL_NAME)
+    return _cached_embedder(("local", AUXILIARY_MODEL_NAME), lambda: LocalEmbedder(model=BGE_SMALL))
+
+
+def _cached_embedder(key: tuple, build):
+    """The process's embedder for `key`, built by `build()` on first use (under the lock: a model loads once)."""
     embedder = _embedders.get(key)
     if embedder is not None:
         return embedder
     with _embedders_lock:
         embedder = _embedders.get(key)
         if embedder is None:
-            embedder = _embedders[key] = LocalEmbedder(model=BGE_SMALL)
+            embedder = _embedders[key] = build()
     return embedder
 
 
