@@ -43,8 +43,6 @@ BENCH_TENANT = "Analytics benchmark"
 TARGET_P50_MS = 50.0
 
 
-
-
 def timed(function, repeat: int, warmup: int = 5) -> dict:
     for _ in range(warmup):
         function()

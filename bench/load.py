@@ -71,7 +71,6 @@ MIX = [("chat", 40), ("read", 45), ("bot_update", 10), ("upload", 5)]
 READS = ["/v1/bots", "/v1/knowledge/documents", "/v1/conversations", "messages"]
 
 
-
 def document_text(rng: random.Random, words: int = 600) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(words)) + f" ({rng.random()})"
 
@@ -230,7 +229,6 @@ async def drive(stack, tenants, args, stats: Stats) -> float:
         started = time.monotonic()
         await asyncio.gather(*tasks)
         return time.monotonic() - started
-
 
 
 def main() -> None:

@@ -171,7 +171,6 @@ def cpu_seconds_of_live(pids: list[int]) -> dict[int, float]:
     return seconds
 
 
-
 def start_workers(count: int, concurrency: int, pool: str) -> list[subprocess.Popen]:
     workers = []
     for _ in range(count):

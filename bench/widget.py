@@ -171,7 +171,9 @@ def main() -> None:
         "widget": {"first": summary([t[0] for t in widget_times]), "last": summary([t[1] for t in widget_times])},
         "direct": {"first": summary([t[0] for t in direct_times]), "last": summary([t[1] for t in direct_times])},
     }
-    print(f"\nwidget.js: {sizes['raw_bytes'] / 1024:.1f} KB raw, {sizes['gzip_bytes'] / 1024:.1f} KB gzipped (budget 50 KB)")
+    print(
+        f"\nwidget.js: {sizes['raw_bytes'] / 1024:.1f} KB raw, {sizes['gzip_bytes'] / 1024:.1f} KB gzipped (budget 50 KB)"
+    )
     print(
         f"\nstub: {args.delay * 1000:.0f} ms to the first token, {args.token_delay * 1000:.0f} ms between tokens, "
         f"{len(REPLY.split())} words; {args.runs} questions each way; load average {os.getloadavg()[0]:.1f}; "

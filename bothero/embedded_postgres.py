@@ -100,4 +100,6 @@ if __name__ == "__main__":
         sys.exit("usage: python -m bothero.embedded_postgres stop [PGDATA]")
     directory = Path(sys.argv[2] if len(sys.argv) > 2 else Path(__file__).resolve().parent.parent / "var" / "pgdata")
     stopped = embedded_server_stop(directory)
-    print(f"Stopped the embedded PostgreSQL ({directory})." if stopped else f"No embedded PostgreSQL runs on {directory}.")
+    print(
+        f"Stopped the embedded PostgreSQL ({directory})." if stopped else f"No embedded PostgreSQL runs on {directory}."
+    )

@@ -36,7 +36,9 @@ def event_emit(*, tenant, type: str, data: dict) -> Event:
     return event
 
 
-def event_emit_ctes(*, tenant_id: int, events: list[tuple[str, dict]], now) -> tuple[list[tuple[str, str, list]], list[str]]:
+def event_emit_ctes(
+    *, tenant_id: int, events: list[tuple[str, dict]], now
+) -> tuple[list[tuple[str, str, list]], list[str]]:
     """`event_emit` for a caller that writes its change and its events in one statement of CTEs.
 
     Returns the outbox's inserts as CTEs (name, SQL, positional parameters) to

@@ -242,7 +242,9 @@ def test_the_apis_own_origin_is_allowed_for_the_hosted_chat_page(alice, alice_bo
     assert browser(key, origin="http://testserver").get(f"/v1/bots/{alice_bot.public_id}/public").status_code == 200
     # Behind a proxy that ends TLS the page is https while the request reaches Django as http.
     assert browser(key, origin="https://testserver").get(f"/v1/bots/{alice_bot.public_id}/public").status_code == 200
-    assert browser(key, origin="http://testserver:8443").get(f"/v1/bots/{alice_bot.public_id}/public").status_code == 403
+    assert (
+        browser(key, origin="http://testserver:8443").get(f"/v1/bots/{alice_bot.public_id}/public").status_code == 403
+    )
     # A same-origin GET carries no Origin; the browser marks it instead.
     same_origin = browser(key, origin=None, HTTP_SEC_FETCH_SITE="same-origin")
     assert same_origin.get(f"/v1/bots/{alice_bot.public_id}/public").status_code == 200

@@ -47,8 +47,12 @@ def test_without_redis_celery_does_not_warn_about_a_missing_hostname():
     env.pop("REDIS_URL", None)
     env.pop("CELERY_BROKER_URL", None)
     done = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); from bothero.celery import app; "
-         "app.connection_for_write().info(); print(app.conf.broker_url)"],
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from bothero.celery import app; "
+            "app.connection_for_write().info(); print(app.conf.broker_url)",
+        ],
         cwd=BASE,
         env=env,
         capture_output=True,

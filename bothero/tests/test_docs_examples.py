@@ -41,11 +41,7 @@ def runnable_blocks() -> list[tuple[str, str]]:
 
 
 def adapted(code: str, base_url: str) -> str:
-    kept = [
-        line
-        for line in code.splitlines()
-        if not re.match(rf"^export ({'|'.join(PROVIDED)})=", line.strip())
-    ]
+    kept = [line for line in code.splitlines() if not re.match(rf"^export ({'|'.join(PROVIDED)})=", line.strip())]
     return PRELUDE + "\n".join(kept).replace("http://127.0.0.1:8000", base_url) + "\n"
 
 
@@ -55,7 +51,9 @@ def test_the_docs_mark_blocks_to_run():
 
 
 def test_the_adaptation_keeps_the_commands_and_drops_only_the_placeholders():
-    code = 'export BOTHERO_API_KEY=bh_live_...   # from make run\nexport OTHER=1\ncurl -s http://127.0.0.1:8000/v1/bots\n'
+    code = (
+        "export BOTHERO_API_KEY=bh_live_...   # from make run\nexport OTHER=1\ncurl -s http://127.0.0.1:8000/v1/bots\n"
+    )
     script = adapted(code, "http://127.0.0.1:5555")
     assert "bh_live_..." not in script
     assert "export OTHER=1" in script

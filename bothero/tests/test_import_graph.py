@@ -118,5 +118,7 @@ def test_services_build_no_payloads_and_only_webhooks_writes_the_outbox():
     services = {name for name in graph if name.endswith(".services") or ".services." in name}
     assert {"knowledge.services.ingestion", "bots.services", "conversations.services"} <= services
     assert [(name, target) for name in services for target in graph[name] if target.endswith(".serializers")] == []
-    outside = [name for name, targets in graph.items() if "webhooks.sql" in targets and not name.startswith("webhooks.")]
+    outside = [
+        name for name, targets in graph.items() if "webhooks.sql" in targets and not name.startswith("webhooks.")
+    ]
     assert outside == []

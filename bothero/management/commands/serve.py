@@ -53,7 +53,9 @@ class Command(BaseCommand):
             call_command("migrate", interactive=False, verbosity=0)
             if not no_demo:
                 call_command("demo", base_url=f"http://{host}:{port}")
-            self.stdout.write(f"Serving on http://{host}:{port} (API reference: http://{host}:{port}/docs). Ctrl-C stops.")
+            self.stdout.write(
+                f"Serving on http://{host}:{port} (API reference: http://{host}:{port}/docs). Ctrl-C stops."
+            )
             self.serve(host, port)
         finally:
             self.stop_database()
