@@ -1,9 +1,13 @@
 """`make run` (`manage.py serve`): the port is checked before anything else; the embedded PostgreSQL can be stopped;
 start-up says nothing alarming."""
 
+import contextlib
+import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 from django.conf import settings
@@ -76,3 +80,33 @@ def test_the_embedded_postgres_can_be_stopped_even_as_root(tmp_path):
     assert embedded_server_stop(pgdata) is True
     assert not embedded_server_running(pgdata)
     assert embedded_server_stop(pgdata) is False  # nothing left to stop
+
+
+@pytest.mark.slow
+def test_sigterm_stops_uvicorn_too(db):
+    # Without passing SIGTERM on, `kill <serve>` left its uvicorn child serving the port (and the database up).
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    serve = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--port", str(port), "--no-demo"],
+        cwd=BASE,
+        env=process_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, so that the cleanup below reaches an orphaned uvicorn
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not port_in_use("127.0.0.1", port):
+            assert serve.poll() is None, "serve stopped before uvicorn listened"
+            assert time.monotonic() < deadline, "uvicorn never listened"
+            time.sleep(0.2)
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=30) == 0
+        assert "Stopped (SIGTERM)." in serve.stdout.read()
+        assert not port_in_use("127.0.0.1", port)  # uvicorn has stopped too
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(serve.pid, signal.SIGKILL)
+        serve.wait()

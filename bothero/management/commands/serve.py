@@ -4,10 +4,12 @@ The port is checked first, so a busy port stops the command before anything
 else happens (the demo key is left alone). uvicorn runs as a child process
 (the ASGI app sets up Django itself, with pooled connections) with the lifespan
 protocol off, which Django does not speak. When it stops (Ctrl-C), the embedded
-PostgreSQL stops too if this command started it.
+PostgreSQL stops too if this command started it. SIGTERM (`kill`, a process
+manager) does the same: uvicorn is told to stop, then the database.
 """
 
 import errno
+import signal
 import socket
 import subprocess
 import sys
@@ -35,6 +37,15 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
+class Terminated(Exception):
+    """SIGTERM reached this command: stop as Ctrl-C does (without it the command would die at once, leaving its
+    uvicorn running and its database up)."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
 class Command(BaseCommand):
     help = "Serve for development: migrate, the demo tenant/key/bot, uvicorn on --host/--port."
 
@@ -44,6 +55,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-demo", action="store_true", help="Skip the demo tenant, key and bot.")
 
     def handle(self, *args, host, port, no_demo, **options):
+        previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
         try:
             if port_in_use(host, port):
                 raise CommandError(
@@ -57,7 +69,10 @@ class Command(BaseCommand):
                 f"Serving on http://{host}:{port} (API reference: http://{host}:{port}/docs). Ctrl-C stops."
             )
             self.serve(host, port)
+        except Terminated:
+            self.stdout.write("Stopped (SIGTERM).")
         finally:
+            signal.signal(signal.SIGTERM, previous_handler)
             self.stop_database()
 
     def serve(self, host: str, port: int) -> None:
@@ -68,6 +83,11 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             # Ctrl-C reached uvicorn too (same process group): let it finish its requests and stop.
             server.wait()
+        except Terminated:
+            # A SIGTERM was sent to this process alone: pass it on, then let uvicorn finish as above.
+            server.terminate()
+            server.wait()
+            raise
         if server.returncode not in (0, -2, 130):
             raise CommandError(f"uvicorn stopped with exit status {server.returncode}.")
 
