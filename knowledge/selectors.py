@@ -324,8 +324,9 @@ def _query_embedding(query: str, query_vector: QueryVector | None, *, ensemble: 
 
 
 def vector_literal(vector: ndarray) -> str:
-    """pgvector's text form of a vector, for a query parameter."""
-    return "[" + ",".join(f"{value:.7g}" for value in np.asarray(vector).tolist()) + "]"
+    """pgvector's text form of a vector, for a query parameter. 9 significant digits give each float32 back
+    exactly, so a vector written this way is the one computed (as ingestion stores it)."""
+    return "[" + ",".join(f"{value:.9g}" for value in np.asarray(vector).tolist()) + "]"
 
 
 # The HNSW settings each pooled connection was given for the whole session (see `_hnsw_configure`).

@@ -1,5 +1,8 @@
 """The knowledge base's hand-written SQL: retrieval (hybrid search) and the full-text statistics."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from knowledge.models import FULLTEXT_CONFIG
 
 # Adds (or removes) the document's chunks to the bot's document frequencies. Rows are
@@ -130,3 +133,17 @@ BOT_INDEXES_STATE = """
     FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
     WHERE i.indrelid = 'knowledge_chunk'::regclass AND c.relname = ANY(%(names)s)
 """
+
+
+@contextmanager
+def session_lock_try(cursor, name: str) -> Iterator[bool]:
+    """Try PostgreSQL's session-level advisory lock `name` on the cursor's connection: yields whether it was
+    taken, and releases it on leaving. The session's, not a transaction's, so it can be held across work done
+    with no transaction open; a worker that dies closes its connection, which releases it."""
+    cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [name])
+    (taken,) = cursor.fetchone()
+    try:
+        yield taken
+    finally:
+        if taken:
+            cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [name])

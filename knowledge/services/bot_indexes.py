@@ -25,9 +25,6 @@ from knowledge.selectors import bot_indexes_state
 
 logger = logging.getLogger(__name__)
 
-# Key of the session-level advisory lock one sync of a bot holds (see `bot_indexes_sync`).
-_LOCK_KEY = "SELECT hashtextextended('knowledge.bot_indexes:' || %s, 0)"
-
 
 def _bot_chunks(cursor, bot_id: int) -> int:
     cursor.execute("SELECT chunk_count FROM knowledge_lexemestat WHERE bot_id = %s AND lexeme = ''", [bot_id])
@@ -75,31 +72,25 @@ def bot_indexes_sync(*, bot_id: int) -> list[str]:
     if connection.in_atomic_block:
         raise RuntimeError("bot_indexes_sync must run outside a transaction (CREATE INDEX CONCURRENTLY).")
     done: list[str] = []
-    with connection.cursor() as cursor:
-        cursor.execute(_LOCK_KEY, [str(bot_id)])
-        (lock_key,) = cursor.fetchone()
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [lock_key])
-        if not cursor.fetchone()[0]:
+    with connection.cursor() as cursor, sql.session_lock_try(cursor, f"knowledge.bot_indexes:{bot_id}") as taken:
+        if not taken:
             return ["busy"]
-        try:
-            # Each pass does one step; a bot whose chunk count moved meanwhile gets another.
-            for _pass in range(4):
-                state = bot_indexes_state(cursor, bot_id)
-                wanted = bot_indexes_wanted(_bot_chunks(cursor, bot_id))
-                step = None
-                if wanted is True:
-                    step = next((kind for kind in sql.BOT_INDEX_KINDS if not state.get(kind)), None)
-                    if step is not None:
-                        _build(cursor, bot_id, step, invalid=step in state)
-                        done.append(f"built {step}")
-                elif wanted is False and state:
-                    step = next(iter(state))
-                    cursor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{sql.bot_index_name(bot_id, step)}"')
-                    done.append(f"dropped {step}")
-                if step is None:
-                    break
-        finally:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [lock_key])
+        # Each pass does one step; a bot whose chunk count moved meanwhile gets another.
+        for _pass in range(4):
+            state = bot_indexes_state(cursor, bot_id)
+            wanted = bot_indexes_wanted(_bot_chunks(cursor, bot_id))
+            step = None
+            if wanted is True:
+                step = next((kind for kind in sql.BOT_INDEX_KINDS if not state.get(kind)), None)
+                if step is not None:
+                    _build(cursor, bot_id, step, invalid=step in state)
+                    done.append(f"built {step}")
+            elif wanted is False and state:
+                step = next(iter(state))
+                cursor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{sql.bot_index_name(bot_id, step)}"')
+                done.append(f"dropped {step}")
+            if step is None:
+                break
     if done:
         logger.info("Bot %s's own search indexes: %s", bot_id, ", ".join(done))
     return done

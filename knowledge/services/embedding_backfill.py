@@ -29,14 +29,13 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import connection, transaction
 
+from knowledge import sql
 from knowledge.conf import auxiliary_embedder, configured_embedder, embedding_model_name
 from knowledge.models import Chunk
+from knowledge.selectors import vector_literal
 from knowledge.services.ingestion import embedding_input
 
 logger = logging.getLogger(__name__)
-
-# Key of the session-level advisory lock a run holds (one batch at a time, deployment-wide).
-_LOCK_KEY = "SELECT hashtextextended('knowledge.embedding_backfill', 0)"
 
 # The next batch: through the partial index chunk_without_aux, a document's chunks together.
 _NEXT_BATCH = """
@@ -103,23 +102,18 @@ def chunks_aux_backfill(*, limit: int | None = None) -> BackfillResult:
     if settings.EMBEDDINGS_PROVIDER != "local":
         return BackfillResult(status="off")
     limit = limit or settings.KNOWLEDGE_AUX_BACKFILL_BATCH_SIZE
-    with connection.cursor() as cursor:
-        cursor.execute(_LOCK_KEY)
-        (lock_key,) = cursor.fetchone()
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [lock_key])
-        if not cursor.fetchone()[0]:
+    # One batch at a time, deployment-wide.
+    with connection.cursor() as cursor, sql.session_lock_try(cursor, "knowledge.embedding_backfill") as taken:
+        if not taken:
             return BackfillResult(status="busy")
-        try:
-            cursor.execute(_NEXT_BATCH, {"limit": limit})
-            rows = cursor.fetchall()
-            if not rows:
-                return BackfillResult(status="done")
-            auxiliary = _auxiliary_or_none()
-            if auxiliary is None:
-                return BackfillResult(status="unavailable")
-            return _backfill(cursor, rows, auxiliary, full=len(rows) == limit)
-        finally:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [lock_key])
+        cursor.execute(_NEXT_BATCH, {"limit": limit})
+        rows = cursor.fetchall()
+        if not rows:
+            return BackfillResult(status="done")
+        auxiliary = _auxiliary_or_none()
+        if auxiliary is None:
+            return BackfillResult(status="unavailable")
+        return _backfill(cursor, rows, auxiliary, full=len(rows) == limit)
 
 
 def _backfill(cursor, rows, auxiliary, *, full: bool) -> BackfillResult:
@@ -128,7 +122,7 @@ def _backfill(cursor, rows, auxiliary, *, full: bool) -> BackfillResult:
     vectors = auxiliary.embed(texts, batch_size=settings.KNOWLEDGE_EMBED_BATCH_SIZE)
     params = {
         "ids": [row[0] for row in rows],
-        "vectors": [_vector_literal(vector) for vector in vectors],
+        "vectors": [vector_literal(vector) for vector in vectors],
         "ensemble": embedding_model_name(),
         "first_model": configured_embedder().model_name,
         "document_ids": sorted({row[1] for row in rows}),
@@ -140,8 +134,3 @@ def _backfill(cursor, rows, auxiliary, *, full: bool) -> BackfillResult:
         completed = cursor.rowcount
     logger.info("Embedding backfill: %d chunk(s) got the second vector, %d document(s) complete", embedded, completed)
     return BackfillResult(status="done", embedded=embedded, documents_completed=completed, more=full)
-
-
-def _vector_literal(vector) -> str:
-    # 9 significant digits give a float32 back exactly: the stored vector is the one computed, as ingestion's.
-    return "[" + ",".join(f"{value:.9g}" for value in vector.tolist()) + "]"
