@@ -36,9 +36,8 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BASE_DIR))
 
-from bench.common import bench_database_url, percentile  # noqa: E402
+from bench.common import bench_database_url, percentile, results_file  # noqa: E402
 
-RESULTS = BASE_DIR / "bench" / "results" / "analytics.json"
 BENCH_TENANT = "Analytics benchmark"
 TARGET_P50_MS = 50.0
 
@@ -333,8 +332,8 @@ def main() -> None:
         "timings": results,
         "target": {"overview_http_p50_ms": TARGET_P50_MS, "met": overview_http["p50_ms"] <= TARGET_P50_MS},
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    out = results_file("analytics.json")
+    out.write_text(json.dumps(report, indent=2) + "\n")
 
     width = max(len(name) for name in results)
     print()
@@ -355,7 +354,7 @@ def main() -> None:
     print()
     verdict = "met" if report["target"]["met"] else "NOT met"
     print(f"target overview p50 ≤ {TARGET_P50_MS:.0f} ms over HTTP: {verdict} ({overview_http['p50_ms']} ms)")
-    print(f"written to {RESULTS.relative_to(BASE_DIR)}")
+    print(f"written to {out}")
 
 
 if __name__ == "__main__":

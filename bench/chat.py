@@ -43,7 +43,7 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BASE_DIR))
 
-from bench.common import bench_database_url, start_stub, start_web, stop, summary  # noqa: E402
+from bench.common import bench_database_url, results_file, start_stub, start_web, stop, summary  # noqa: E402
 
 BENCH_DB = "bench_chat"
 BOT_NAME = "Bench bot (10k chunks)"
@@ -487,9 +487,7 @@ def main() -> None:
     print()
     for name, ok in verdict.items():
         print(f"{'PASS' if ok else 'MISS'}  {name} (concurrency 1)")
-    results_dir = BASE_DIR / "bench" / "results"
-    results_dir.mkdir(exist_ok=True)
-    (results_dir / "chat.json").write_text(
+    results_file("chat.json").write_text(
         json.dumps(
             {
                 "args": vars(args),

@@ -14,6 +14,14 @@ BASE_DIR = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+def results_file(name: str) -> Path:
+    """Where a benchmark writes its JSON: bench/results/, or `BENCH_RESULTS_DIR` (the test that runs each
+    benchmark small sets it, so a check run leaves a developer's measured results alone)."""
+    folder = Path(os.environ.get("BENCH_RESULTS_DIR") or BASE_DIR / "bench" / "results")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
+
+
 def bench_database_url(name: str, *, fresh: bool = False) -> str:
     """DATABASE_URL when it is set; otherwise database `name` on the embedded PostgreSQL server, made on the
     first run and reused by later ones (the development database is not touched); `fresh`: dropped and made

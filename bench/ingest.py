@@ -249,10 +249,11 @@ def main() -> int:
         print(f"{'ingestion, document_ingest (median of ' + str(args.repeats) + ')':58s} {pipeline_rate:9.1f}")
         print(f"ratio ingestion / bare loop: {ratio:.3f}  (target >= 0.8: {'met' if ratio >= 0.8 else 'NOT met'})")
         print("ingestion stages (median seconds):", ", ".join(f"{name} {value:.2f}" for name, value in stages.items()))
-        out = ROOT / "bench" / "results" / "ingest.json"
-        out.parent.mkdir(exist_ok=True)
+        from bench.common import results_file
+
+        out = results_file("ingest.json")
         out.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {out.relative_to(ROOT)}")
+        print(f"wrote {out}")
     finally:
         teardown_databases(old_config, verbosity=0)
     return 0

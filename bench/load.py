@@ -51,7 +51,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bothero.settings")
 
 import httpx  # noqa: E402
 
-from bench.common import percentile, start_stub  # noqa: E402
+from bench.common import percentile, results_file, start_stub  # noqa: E402
 from bothero.testing.stack import running_stack, wait_until  # noqa: E402
 from webhooks.tests.receiver import Receiver  # noqa: E402
 
@@ -278,9 +278,7 @@ def main() -> None:
         receiver.stop()
         stub.terminate()
         stub.wait(10)
-    out = BASE_DIR / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "load.json").write_text(json.dumps(result, indent=2))
+    results_file("load.json").write_text(json.dumps(result, indent=2))
 
 
 def wait_for_ingestion(stack, ids: list[str], timeout: float = 300) -> int:

@@ -35,7 +35,7 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BASE_DIR))
 
-from bench.common import bench_database_url, start_stub, start_web, stop, summary  # noqa: E402
+from bench.common import bench_database_url, results_file, start_stub, start_web, stop, summary  # noqa: E402
 
 BENCH_DB = "bench_widget"
 REPLY = " ".join(
@@ -188,9 +188,7 @@ def main() -> None:
     added_last = rows["widget"]["last"]["p50"] - rows["direct"]["last"]["p50"]
     print(f"| widget − direct (p50) | {added_first:+.0f} | {added_last:+.0f} |")
     print(f"\nbrowser console errors: {len(errors)}")
-    results = BASE_DIR / "bench" / "results"
-    results.mkdir(exist_ok=True)
-    (results / "widget.json").write_text(
+    results_file("widget.json").write_text(
         json.dumps({"args": vars(args), "sizes": sizes, "rows": rows, "console_errors": len(errors)}, indent=2)
     )
 
