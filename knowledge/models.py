@@ -111,6 +111,12 @@ class Chunk(models.Model):
     # pgvector's EXTERNAL storage moves it out of the row (unlike `embedding`, migration 0003), so
     # the exact scans over `embedding` read rows no larger than before.
     embedding_aux = VectorField(dimensions=EMBEDDING_DIMENSION, null=True, blank=True)
+    # Whether the chunk is in the shared HNSW graph (whose index is partial on this column). False for a
+    # chunk written while its bot had a valid graph of its own (`knowledge.services.bot_indexes`): that
+    # graph alone holds it, so a write into a large bot pays one graph insert, not two. Set back to true
+    # before the bot's own graph is dropped. A database default, so rows written in bulk outside Django
+    # (COPY) get it too.
+    in_shared_index = models.BooleanField(default=True, db_default=True)
 
     class Meta:
         indexes = [
@@ -121,13 +127,18 @@ class Chunk(models.Model):
                 fields=["document", "id"], name="chunk_without_aux", condition=models.Q(embedding_aux__isnull=True)
             ),
             GinIndex(fields=["search_vector"], name="chunk_search_vector_gin"),
+            # The shared graph: every chunk but those of a bot with its own graph written since it has one.
             HnswIndex(
                 fields=["embedding"],
-                name="chunk_embedding_hnsw",
+                name="chunk_embedding_shared_hnsw",
                 m=16,
                 ef_construction=64,
                 opclasses=["vector_cosine_ops"],
+                condition=models.Q(in_shared_index=True),
             ),
+            # The chunks outside the shared graph, by bot: what the sweep and the drop of a bot's own graph
+            # look for (`knowledge.services.bot_indexes`); empty unless some bot has its own graph.
+            models.Index(fields=["bot"], name="chunk_outside_shared_index", condition=models.Q(in_shared_index=False)),
         ]
         constraints = [models.UniqueConstraint(fields=["document", "position"], name="unique_chunk_position")]
 

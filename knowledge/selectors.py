@@ -376,7 +376,7 @@ def _vector_hits_sql(cursor, bot_chunks: int, params: dict, own_indexes: frozens
         _hnsw_configure(cursor, ef_search=max(settings.KNOWLEDGE_BOT_INDEX_EF_SEARCH, params["candidates"]))
         return sql.with_bot_literal(sql.VECTOR_HITS, params["bot_id"])
     _hnsw_configure(cursor, ef_search=max(settings.KNOWLEDGE_HNSW_EF_SEARCH, params["candidates"]))
-    return sql.VECTOR_HITS
+    return sql.SHARED_VECTOR_HITS
 
 
 def bot_indexes_state(cursor, bot_id: int) -> dict[str, bool]:

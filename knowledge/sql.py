@@ -30,6 +30,12 @@ VECTOR_HITS = """
     ) AS nearest
 """
 
+# The same through the shared graph: its index holds only the chunks with `in_shared_index` (the
+# predicate, in the statement so the planner can use it), which is all of a bot's chunks unless the bot
+# has a valid graph of its own (searched with VECTOR_HITS and the bot's id as a literal).
+SHARED_VECTOR_HITS = VECTOR_HITS.replace("WHERE bot_id = %(bot_id)s", "WHERE bot_id = %(bot_id)s AND in_shared_index")
+assert SHARED_VECTOR_HITS != VECTOR_HITS
+
 # The same ranking, exact: every chunk of the bot (found through the index on bot_id) is
 # compared. `OFFSET 0` keeps the subquery from being flattened, so the planner cannot turn
 # the ORDER BY into an HNSW index scan, which would be approximate (and, for a bot holding
@@ -126,6 +132,18 @@ def with_bot_literal(statement: str, bot_id: int) -> str:
     """The statement with the bot's id as a literal where it reads `bot_id = %(bot_id)s`."""
     return statement.replace("bot_id = %(bot_id)s", f"bot_id = {int(bot_id)}")
 
+
+# The bots with chunks outside the shared graph (`Chunk.in_shared_index` false), one index probe per bot
+# through the partial index on them (a loose index scan: the rows are the large bots' newer chunks).
+BOTS_OUTSIDE_SHARED_GRAPH = """
+    WITH RECURSIVE outside(bot_id) AS (
+        SELECT min(bot_id) FROM knowledge_chunk WHERE NOT in_shared_index
+        UNION ALL
+        SELECT (SELECT min(bot_id) FROM knowledge_chunk WHERE NOT in_shared_index AND bot_id > outside.bot_id)
+        FROM outside WHERE outside.bot_id IS NOT NULL
+    )
+    SELECT bot_id FROM outside WHERE bot_id IS NOT NULL
+"""
 
 # Valid or not (a concurrent build that failed leaves an invalid index behind) of each index named.
 BOT_INDEXES_STATE = """

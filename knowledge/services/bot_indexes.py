@@ -11,6 +11,13 @@ valid (`knowledge.selectors.bot_own_indexes`), the shared ones until then.
 
 The state is the catalog itself: an index of that name exists and is valid, or not. A build that died
 (worker killed, database restarted) leaves an invalid index behind; the next sync drops and rebuilds it.
+
+A chunk written while its bot's own graph is valid goes into that graph alone (`Chunk.in_shared_index`
+false; the shared HNSW index is partial on it), so a write into a large bot pays one graph insert, not
+two (`chunks_skip_shared_graph`). Its chunks written before stay in the shared graph too. Before the own
+graph is dropped they all go back into the shared one, so a chunk is always in a graph search can use;
+the sync also puts back any left outside without a valid own graph (an ingestion racing the drop, a
+graph dropped by hand), and the hourly sweep looks for them.
 """
 
 from __future__ import annotations
@@ -42,13 +49,42 @@ def bot_indexes_wanted(bot_chunks: int) -> bool | None:
     return None
 
 
+def chunks_skip_shared_graph(*, bot_id: int) -> bool:
+    """In the caller's transaction, before it writes the bot's chunks: whether they should stay out of the
+    shared graph (`Chunk.in_shared_index` false), i.e. the bot's own graph is valid now. One catalog read.
+
+    The transaction locks the chunk table before reading: a DROP INDEX CONCURRENTLY of the graph marks it
+    invalid, then waits for every transaction holding a lock on the table, so a write that read "valid"
+    has committed (or not) when the drop returns, and the sync puts its chunks back (`_own_graph_drop`).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("LOCK TABLE knowledge_chunk IN ROW EXCLUSIVE MODE")
+        return bot_indexes_state(cursor, bot_id).get("hnsw") is True
+
+
+def _chunks_outside_shared_graph(cursor, bot_id: int) -> bool:
+    cursor.execute("SELECT EXISTS (SELECT FROM knowledge_chunk WHERE bot_id = %s AND NOT in_shared_index)", [bot_id])
+    return cursor.fetchone()[0]
+
+
+def _chunks_to_shared_graph(cursor, bot_id: int) -> int:
+    """Put the bot's chunks that are outside the shared graph back into it; how many there were."""
+    cursor.execute(
+        "UPDATE knowledge_chunk SET in_shared_index = true WHERE bot_id = %s AND NOT in_shared_index", [bot_id]
+    )
+    return cursor.rowcount
+
+
 def bot_indexes_need_sync(cursor, bot_id: int) -> bool:
-    """Whether the bot's indexes differ from what its chunk count wants (read in the caller's transaction)."""
+    """Whether the bot's indexes differ from what its chunk count wants, or chunks of a bot without a valid
+    own graph are outside the shared one (read in the caller's transaction)."""
     state = bot_indexes_state(cursor, bot_id)
     wanted = bot_indexes_wanted(_bot_chunks(cursor, bot_id))
-    if wanted is True:
-        return not (len(state) == len(sql.BOT_INDEX_KINDS) and all(state.values()))
-    return wanted is False and bool(state)
+    if wanted is True and not (len(state) == len(sql.BOT_INDEX_KINDS) and all(state.values())):
+        return True
+    if wanted is False and state:
+        return True
+    return state.get("hnsw") is not True and _chunks_outside_shared_graph(cursor, bot_id)
 
 
 def bot_indexes_queue_if_needed(*, bot_id: int) -> bool:
@@ -67,7 +103,9 @@ def bot_indexes_sync(*, bot_id: int) -> list[str]:
     Must run outside any transaction (concurrent index builds cannot run in one). One sync per bot at a
     time (a session advisory lock): another one finds the lock taken and returns at once, the running one
     reads the chunk count again after each step, so a change made meanwhile is not lost. A deleted bot
-    has no chunks: its indexes are dropped. Returns what it did ("built hnsw", "dropped gin", "busy", ...).
+    has no chunks: its indexes are dropped. Without a valid own graph at the end, chunks of the bot left
+    outside the shared graph are put back. Returns what it did ("built hnsw", "dropped gin", "busy",
+    "put 12 chunks back into the shared graph", ...).
     """
     if connection.in_atomic_block:
         raise RuntimeError("bot_indexes_sync must run outside a transaction (CREATE INDEX CONCURRENTLY).")
@@ -86,14 +124,32 @@ def bot_indexes_sync(*, bot_id: int) -> list[str]:
                     _build(cursor, bot_id, step, invalid=step in state)
                     done.append(f"built {step}")
             elif wanted is False and state:
-                step = next(iter(state))
-                cursor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{sql.bot_index_name(bot_id, step)}"')
+                step = next(kind for kind in sql.BOT_INDEX_KINDS if kind in state)
+                if step == "hnsw":
+                    _own_graph_drop(cursor, bot_id)
+                else:
+                    cursor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{sql.bot_index_name(bot_id, step)}"')
                 done.append(f"dropped {step}")
             if step is None:
                 break
+        if bot_indexes_state(cursor, bot_id).get("hnsw") is not True:
+            # Left by a sync that died between a drop and its second pass, or a graph dropped by hand.
+            returned = _chunks_to_shared_graph(cursor, bot_id)
+            if returned:
+                done.append(f"put {returned} chunks back into the shared graph")
     if done:
         logger.info("Bot %s's own search indexes: %s", bot_id, ", ".join(done))
     return done
+
+
+def _own_graph_drop(cursor, bot_id: int) -> None:
+    # Its chunks written since it has the graph are in no other: into the shared one first, so that
+    # none is ever in no graph. A write that read the graph as valid before the drop marked it invalid
+    # may commit after this first pass; the drop waits for it (`chunks_skip_shared_graph` locks the table
+    # before reading), so the second pass finds its chunks.
+    _chunks_to_shared_graph(cursor, bot_id)
+    cursor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{sql.bot_index_name(bot_id, "hnsw")}"')
+    _chunks_to_shared_graph(cursor, bot_id)
 
 
 def _build(cursor, bot_id: int, kind: str, *, invalid: bool) -> None:
@@ -114,13 +170,15 @@ def _build(cursor, bot_id: int, kind: str, *, invalid: bool) -> None:
 
 
 def bot_indexes_out_of_date() -> list[int]:
-    """Ids of the bots whose own indexes are missing, invalid or no longer wanted (for the hourly sweep)."""
+    """Ids of the bots whose own indexes are missing, invalid or no longer wanted, or with chunks outside the
+    shared graph and no valid own graph (for the hourly sweep)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT bot_id FROM knowledge_lexemestat WHERE lexeme = '' AND chunk_count > %s "
             "UNION SELECT substring(c.relname FROM '^knowledge_chunk_bot(\\d+)_')::bigint "
             "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "WHERE i.indrelid = 'knowledge_chunk'::regclass AND c.relname ~ '^knowledge_chunk_bot\\d+_'",
+            "WHERE i.indrelid = 'knowledge_chunk'::regclass AND c.relname ~ '^knowledge_chunk_bot\\d+_' "
+            f"UNION SELECT bot_id FROM ({sql.BOTS_OUTSIDE_SHARED_GRAPH}) AS outside",
             [settings.KNOWLEDGE_BOT_INDEX_MIN_CHUNKS],
         )
         candidates = sorted(row[0] for row in cursor.fetchall())

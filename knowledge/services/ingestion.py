@@ -33,6 +33,7 @@ from knowledge.embeddings import EmbeddingError
 from knowledge.events import document_event_data
 from knowledge.models import Chunk, Document
 from knowledge.sandbox import parse_in_subprocess
+from knowledge.services.bot_indexes import chunks_skip_shared_graph
 from knowledge.services.documents import (
     BYTES_PER_MB,
     chunks_delete,
@@ -300,6 +301,8 @@ def _document_finish(
     # Normally there are none (chunks only exist for ready documents); deleting makes a rerun
     # replace rather than add, whatever happened before.
     chunks_delete(document=document)
+    # A bot with a valid graph of its own: its new chunks go into that graph alone.
+    in_shared_index = not chunks_skip_shared_graph(bot_id=document.bot_id)
     Chunk.objects.bulk_create(
         [
             Chunk(
@@ -313,6 +316,7 @@ def _document_finish(
                 token_count=chunk.token_count,
                 embedding=vector,
                 embedding_aux=aux_vector,
+                in_shared_index=in_shared_index,
             )
             for chunk, vector, aux_vector in zip(
                 chunks, vectors, aux_vectors if aux_vectors is not None else [None] * len(chunks), strict=True

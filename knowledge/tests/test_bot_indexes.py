@@ -96,7 +96,7 @@ def test_a_bot_crossing_the_threshold_gets_its_own_indexes_and_search_uses_them(
     # The bot's id is in the statement's text, so the planner can match the partial index's predicate.
     assert f"bot_id = {alice_bot.pk}" in statement
     assert f"Index Scan using {sql.bot_index_name(alice_bot.pk, 'hnsw')}" in plan
-    assert "chunk_embedding_hnsw" not in plan
+    assert "chunk_embedding_shared_hnsw" not in plan
     assert found == exact_ranking(alice_bot, query)
 
     found, statement, plan = planned(alice_bot, "charger battery warranty", "fulltext")
@@ -144,7 +144,7 @@ def test_an_index_left_invalid_by_a_failed_build_is_not_used_and_is_rebuilt(alic
         )
     assert state(alice_bot.pk) == {"hnsw": False}
     _found, _statement, plan = planned(alice_bot, "battery", "vector")
-    assert "Index Scan using chunk_embedding_hnsw" in plan, plan  # the shared graph, as before
+    assert "Index Scan using chunk_embedding_shared_hnsw" in plan, plan  # the shared graph, as before
 
     thresholds.KNOWLEDGE_BOT_INDEX_MIN_CHUNKS = 10
     assert tasks.sync_bot_indexes.delay(alice_bot.pk).get() == ["built hnsw", "built gin"]
@@ -209,3 +209,154 @@ def test_the_hourly_sweep_is_scheduled_on_the_ingestion_queue(settings):
     assert entry["task"] == tasks.sync_all_bot_indexes.name
     assert entry["task"] in celery_app.tasks
     assert entry["options"]["queue"] == "ingestion"
+
+
+def shared_flags(bot):
+    """Each of the bot's chunks' `in_shared_index`, by text."""
+    return dict(Chunk.objects.filter(bot=bot).values_list("text", "in_shared_index"))
+
+
+def test_a_large_bots_new_chunks_stay_out_of_the_shared_graph_and_are_still_found(alice, alice_bot, thresholds):
+    add_notes(alice_bot, SMALL_BOT_NOTES[:11])  # 11 chunks: its own indexes are built after the last one
+    assert state(alice_bot.pk) == {"hnsw": True, "gin": True}
+    more = SMALL_BOT_NOTES[11:] + [f"Battery pack {n} charges in {n + 3} hours on the fast charger." for n in range(4)]
+    add_notes(alice_bot, more)
+
+    flags = shared_flags(alice_bot)
+    # Written before it had its own graph: in both. Since: in its own graph alone.
+    assert [flags[note] for note in SMALL_BOT_NOTES[:11]] == [True] * 11
+    assert [flags[note] for note in more] == [False] * len(more)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM knowledge_chunk WHERE bot_id = %s AND in_shared_index", [alice_bot.pk])
+        assert cursor.fetchone()[0] == 11  # what the shared (partial) graph indexes of the bot
+
+    query = "How long does the battery pack take to charge?"
+    found, _statement, plan = planned(alice_bot, query, "vector")
+    assert f"Index Scan using {sql.bot_index_name(alice_bot.pk, 'hnsw')}" in plan
+    assert found == exact_ranking(alice_bot, query)[: len(found)]
+    assert len(found) == len(SMALL_BOT_NOTES)  # the search's top_k
+    packs = Chunk.objects.filter(bot=alice_bot, in_shared_index=False, text__startswith="Battery pack")
+    assert set(packs.values_list("public_id", flat=True)) <= set(found)  # found through the bot's own graph
+    assert services.bot_indexes_out_of_date() == []
+
+
+def test_a_bot_without_its_own_graph_writes_into_the_shared_one(alice, alice_bot, thresholds):
+    thresholds.KNOWLEDGE_BOT_INDEX_MIN_CHUNKS = 100  # above the exact limit, no own graph: the shared one
+    add_notes(alice_bot, SMALL_BOT_NOTES)
+
+    assert set(shared_flags(alice_bot).values()) == {True}
+    query = "How long should I charge the battery?"
+    found, statement, plan = planned(alice_bot, query, "vector")
+    assert "in_shared_index" in statement
+    assert "Index Scan using chunk_embedding_shared_hnsw" in plan, plan
+    assert found == exact_ranking(alice_bot, query)
+
+
+def test_dropping_its_own_graph_puts_its_chunks_back_into_the_shared_one_first(alice, alice_bot, thresholds):
+    documents = add_notes(alice_bot, SMALL_BOT_NOTES[:11])
+    add_notes(alice_bot, [f"Battery pack {n} charges in {n + 3} hours." for n in range(4)])
+    assert Chunk.objects.filter(bot=alice_bot, in_shared_index=False).count() == 4
+
+    for document in documents[:8]:  # 15 - 8 = 7 chunks: then 6, and at 5 the lower threshold drops them
+        services.document_delete(document=document)
+    assert state(alice_bot.pk) == {"hnsw": True, "gin": True}
+    services.document_delete(document=documents[8])
+    services.document_delete(document=documents[9])
+
+    assert state(alice_bot.pk) == {}
+    assert set(shared_flags(alice_bot).values()) == {True}
+    # Every chunk found through the shared graph (the exact limit lowered so the bot goes through it).
+    thresholds.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = 2
+    query = "How long does the battery pack take to charge?"
+    found, _statement, plan = planned(alice_bot, query, "vector")
+    assert "Index Scan using chunk_embedding_shared_hnsw" in plan, plan
+    assert found == exact_ranking(alice_bot, query)
+    assert len(found) == 5
+
+
+def test_chunks_written_by_an_ingestion_racing_the_drop_end_up_in_the_shared_graph(alice, alice_bot, thresholds):
+    import threading
+
+    from knowledge.services.bot_indexes import chunks_skip_shared_graph
+
+    documents = add_notes(alice_bot, SMALL_BOT_NOTES)
+    assert state(alice_bot.pk) == {"hnsw": True, "gin": True}
+    read, commit, errors = threading.Event(), threading.Event(), []
+
+    def ingestion():
+        # An ingestion that finds the bot's own graph valid, writes its chunk outside the shared one, and
+        # commits only once the drop has started: after the sync's first pass over the bot's chunks.
+        try:
+            with transaction.atomic():
+                skip = chunks_skip_shared_graph(bot_id=alice_bot.pk)
+                Chunk.objects.create(
+                    tenant=alice.tenant, bot=alice_bot, document=documents[0], position=99,
+                    text="A late battery note.", embedding=[0.1] * 384, in_shared_index=not skip,
+                )  # fmt: skip
+                read.set()
+                assert commit.wait(30)
+        except BaseException as error:  # reported by the test's thread
+            errors.append(error)
+            read.set()
+        finally:
+            connection.close()
+
+    synced = []
+
+    def sync():
+        try:
+            synced.extend(services.bot_indexes_sync(bot_id=alice_bot.pk))
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=ingestion)
+    writer.start()
+    assert read.wait(30)
+    assert not errors
+    assert Chunk.objects.filter(bot=alice_bot).count() == len(SMALL_BOT_NOTES)  # not committed yet
+    thresholds.KNOWLEDGE_BOT_INDEX_MIN_CHUNKS = 100  # the bot is now too small for its own indexes
+    thresholds.KNOWLEDGE_BOT_INDEX_DROP_BELOW_CHUNKS = 50
+    dropper = threading.Thread(target=sync)
+    dropper.start()
+    # The drop marks the graph invalid, then waits for the writer's transaction, which holds the table.
+    with connection.cursor() as cursor:
+        for _ in range(300):
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'DROP INDEX CONCURRENTLY%%_hnsw%%' "
+                "AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                break
+            threading.Event().wait(0.1)
+        else:
+            raise AssertionError("the drop never waited for the writer")
+    commit.set()
+    writer.join(30)
+    dropper.join(60)
+
+    assert not errors, errors
+    assert "dropped hnsw" in synced
+    assert state(alice_bot.pk) == {}
+    late = Chunk.objects.get(bot=alice_bot, position=99)
+    assert late.in_shared_index  # written outside the shared graph, put back by the drop's second pass
+    assert not Chunk.objects.filter(bot=alice_bot, in_shared_index=False).exists()
+
+
+def test_the_sweep_puts_back_chunks_left_outside_the_shared_graph(alice, alice_bot, thresholds):
+    add_notes(alice_bot, SMALL_BOT_NOTES[:11])
+    add_notes(alice_bot, SMALL_BOT_NOTES[11:])
+    assert Chunk.objects.filter(bot=alice_bot, in_shared_index=False).count() == 1
+    # Its own graph dropped by hand (or by a sync that died before its second pass), its size between the
+    # two thresholds: nothing to build or drop, but a chunk in no graph search could use.
+    thresholds.KNOWLEDGE_BOT_INDEX_MIN_CHUNKS = 100
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP INDEX "{sql.bot_index_name(alice_bot.pk, "hnsw")}"')
+
+    assert services.bot_indexes_out_of_date() == [alice_bot.pk]
+    assert tasks.sync_all_bot_indexes.delay().get() == 1
+
+    assert set(shared_flags(alice_bot).values()) == {True}
+    assert services.bot_indexes_out_of_date() == []
+    assert state(alice_bot.pk) == {"gin": True}
