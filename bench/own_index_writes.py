@@ -1,8 +1,10 @@
 """Writes into a bot with its own indexes: `python bench/own_index_writes.py [--db NAME] [--rounds 2]`.
 
 Issue #15 item 4 asks that ingestion into a 1M-chunk index keeps within 20 % of the chunks/s of an
-empty index. A bot above KNOWLEDGE_BOT_INDEX_MIN_CHUNKS has its own partial HNSW and GIN indexes, so
-each of its chunks goes into two HNSW graphs and two GINs. This writes a 10,000-chunk document as
+empty index. A bot above KNOWLEDGE_BOT_INDEX_MIN_CHUNKS has its own partial HNSW and GIN indexes; its
+chunks written once its own graph is valid stay out of the shared graph (`in_shared_index` false), so
+each goes into one HNSW graph and two GINs (the result records how many of the document's chunks went
+into the shared graph). This writes a 10,000-chunk document as
 ingestion's last step does (`_document_finish`: one transaction, chunks + statistics + status), into
 
 1. the largest bot of a kept `bench/retrieval.py --keep` database (default: the 1M long-tail one), which
@@ -147,6 +149,11 @@ def child(args) -> dict:
             embedding_model="all-MiniLM-L6-v2-int8+bge-small-en-int8", embedding_dimension=384,
         )  # fmt: skip
         seconds = time.perf_counter() - started
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM knowledge_chunk WHERE document_id = %s AND in_shared_index", [document.pk]
+            )
+            in_shared_graph = cursor.fetchone()[0]
         deleted = time.perf_counter()
         services.document_delete(document=Document.objects.get(pk=document.pk))
         delete_seconds = time.perf_counter() - deleted
@@ -156,6 +163,7 @@ def child(args) -> dict:
             "bot_chunks": bot_chunks,
             "bot_own_indexes_valid": own,
             "chunks": len(chunks),
+            "chunks_in_shared_graph": in_shared_graph,
             "seconds": round(seconds, 2),
             "chunks_per_s": round(len(chunks) / seconds, 1),
             "delete_seconds": round(delete_seconds, 2),

@@ -458,7 +458,7 @@ def build(args, dataset: DataSet, report) -> dict:
     if args.writes:
         # Into the same kind of (empty) HNSW index as the loaded one will be.
         with connection.cursor() as cursor:
-            cursor.execute("DROP INDEX chunk_embedding_hnsw")
+            cursor.execute("DROP INDEX chunk_embedding_shared_hnsw")
             cursor.execute(hnsw_index_definition(args))
         built["empty_index_write"] = write_document(tenant, bots[0], dataset, label="empty index")
         Chunk.objects.all().delete()
@@ -559,8 +559,8 @@ def hnsw_index_definition(args) -> str:
         else "embedding vector_cosine_ops"
     )
     return (
-        f"CREATE INDEX chunk_embedding_hnsw ON knowledge_chunk USING hnsw ({column}) "
-        f"WITH (m = {args.m}, ef_construction = {args.ef_construction})"
+        f"CREATE INDEX chunk_embedding_shared_hnsw ON knowledge_chunk USING hnsw ({column}) "
+        f"WITH (m = {args.m}, ef_construction = {args.ef_construction}) WHERE in_shared_index"
     )
 
 
@@ -735,14 +735,15 @@ def index_settings(args, settings) -> dict:
 
 
 def hnsw_sql(index_type: str) -> str:
-    """The HNSW ranker's SQL as `search` runs it (with a halfvec index: its candidates re-ordered by full distance)."""
-    from knowledge.sql import VECTOR_HITS
+    """The shared-graph HNSW ranker's SQL as `search` runs it (with a halfvec index: its candidates re-ordered by
+    full distance)."""
+    from knowledge.sql import SHARED_VECTOR_HITS
 
     if index_type == "vector":
-        return VECTOR_HITS
+        return SHARED_VECTOR_HITS
     ordered = "ORDER BY embedding <=> %(vector)s::vector"
-    assert ordered in VECTOR_HITS
-    return VECTOR_HITS.replace(ordered, "ORDER BY embedding::halfvec(384) <=> %(vector)s::halfvec(384)")
+    assert ordered in SHARED_VECTOR_HITS
+    return SHARED_VECTOR_HITS.replace(ordered, "ORDER BY embedding::halfvec(384) <=> %(vector)s::halfvec(384)")
 
 
 def bench_bots() -> list:
@@ -1146,7 +1147,7 @@ def measure_writes(args, dataset: DataSet, report) -> None:
         time.sleep(5)
         # Reindexing one of the bot's documents: chunks out and in again, the HNSW index kept (same file).
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_relation_filenode('chunk_embedding_hnsw')")
+            cursor.execute("SELECT pg_relation_filenode('chunk_embedding_shared_hnsw')")
             before = cursor.fetchone()[0]
         phase["name"] = "during a reindex of one document"
         document = Document.objects.filter(bot=bots[0], title__startswith="Bench document ").order_by("pk").first()
@@ -1154,7 +1155,7 @@ def measure_writes(args, dataset: DataSet, report) -> None:
         reindex_document(document, dataset)
         writes["reindex_one_document_seconds"] = round(time.perf_counter() - started, 2)
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_relation_filenode('chunk_embedding_hnsw')")
+            cursor.execute("SELECT pg_relation_filenode('chunk_embedding_shared_hnsw')")
             writes["reindex_kept_the_hnsw_index_file"] = cursor.fetchone()[0] == before
     finally:
         stop.set()
