@@ -117,3 +117,41 @@ def summary(values: list[float]) -> dict:
         "p99": percentile(values, 0.99),
         "max": max(values),
     }
+
+
+class BenchChunk:
+    """What ingestion's last step reads of a chunk (knowledge.services.ingestion's chunker output)."""
+
+    heading = ""
+    page = None
+
+    def __init__(self, position: int, text: str):
+        self.position = position
+        self.text = text
+        self.token_count = len(text.split())
+
+
+ENSEMBLE_MODEL = "all-MiniLM-L6-v2-int8+bge-small-en-int8"
+
+
+def timed_document_write(tenant, bot, texts, vectors, *, title: str):
+    """Write a document of `texts` (one chunk each, `vectors` as both models' vectors) as ingestion's last
+    step does (`_document_finish`: one transaction, chunks + statistics + status); returns the document
+    and the seconds that step took. The benchmarks of writes at scale (retrieval.py, own_index_writes.py)
+    time exactly this."""
+    from bothero.ids import new_public_id
+    from knowledge.models import Document
+    from knowledge.services.ingestion import _document_finish
+
+    claim = new_public_id("bench")
+    document = Document.objects.create(
+        tenant=tenant, bot=bot, title=title, source_type="text", content_type="text/plain",
+        status="processing", claim_token=claim,
+    )  # fmt: skip
+    chunks = [BenchChunk(position, text) for position, text in enumerate(texts)]
+    started = time.perf_counter()
+    _document_finish(
+        document_id=document.pk, claim_token=claim, chunks=chunks, vectors=vectors, aux_vectors=vectors,
+        embedding_model=ENSEMBLE_MODEL, embedding_dimension=vectors.shape[1],
+    )  # fmt: skip
+    return document, time.perf_counter() - started

@@ -31,19 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bothero.settings")
 
+from bench.common import results_file, timed_document_write  # noqa: E402
+
 KEPT = "bench_retrieval_1000000_longtail_mixture_vector_m16_ef64"
 CHUNKS = 10_000
 DATA = ROOT / "var" / "bench-own-index-writes.npz"
-
-
-class BenchChunk:
-    heading = ""
-    page = None
-
-    def __init__(self, position, text):
-        self.position = position
-        self.text = text
-        self.token_count = len(text.split())
 
 
 def main() -> int:
@@ -79,7 +71,7 @@ def main() -> int:
     report["empty_chunks_per_s"] = empty
     report["kept_vs_empty_mean"] = round((sum(kept) / len(kept)) / (sum(empty) / len(empty)), 3)
     report["load_avg_at_end"] = os.getloadavg()
-    out = ROOT / "bench" / "results" / "own-index-writes.json"
+    out = results_file("own-index-writes.json")
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
     return 0
@@ -95,12 +87,10 @@ def child(args) -> dict:
     from django.db import connection
     from django.test.utils import setup_databases, teardown_databases
 
-    from bothero.ids import new_public_id
     from bothero.testing.factories import BotFactory, TenantFactory
     from bots.models import Bot
     from knowledge import services, sql
     from knowledge.models import Document
-    from knowledge.services.ingestion import _document_finish
 
     old_config = setup_databases(verbosity=0, interactive=False, keepdb=args.child == "kept", serialized_aliases=[])
     try:
@@ -137,18 +127,7 @@ def child(args) -> dict:
         noise = np.random.default_rng(CHUNKS).standard_normal(loaded.shape).astype(np.float32)
         vectors = loaded + 0.02 * noise
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        claim = new_public_id("bench")
-        document = Document.objects.create(
-            tenant=tenant, bot=bot, title="Bench write (own index)", source_type="text",
-            content_type="text/plain", status="processing", claim_token=claim,
-        )  # fmt: skip
-        chunks = [BenchChunk(position, text) for position, text in enumerate(texts)]
-        started = time.perf_counter()
-        _document_finish(
-            document_id=document.pk, claim_token=claim, chunks=chunks, vectors=vectors, aux_vectors=vectors,
-            embedding_model="all-MiniLM-L6-v2-int8+bge-small-en-int8", embedding_dimension=384,
-        )  # fmt: skip
-        seconds = time.perf_counter() - started
+        document, seconds = timed_document_write(tenant, bot, texts, vectors, title="Bench write (own index)")
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT count(*) FROM knowledge_chunk WHERE document_id = %s AND in_shared_index", [document.pk]
@@ -162,10 +141,10 @@ def child(args) -> dict:
             "chunks_in_index": total,
             "bot_chunks": bot_chunks,
             "bot_own_indexes_valid": own,
-            "chunks": len(chunks),
+            "chunks": len(texts),
             "chunks_in_shared_graph": in_shared_graph,
             "seconds": round(seconds, 2),
-            "chunks_per_s": round(len(chunks) / seconds, 1),
+            "chunks_per_s": round(len(texts) / seconds, 1),
             "delete_seconds": round(delete_seconds, 2),
         }
     finally:

@@ -83,6 +83,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bothero.settings")
 
 from real_passages import man_passages  # noqa: E402
 
+from bench.common import ENSEMBLE_MODEL, BenchChunk, timed_document_write  # noqa: E402
+
 # The `blend` generator: a random convex mixture of BLEND_PARTS real embeddings plus Gaussian
 # noise of norm ~BLEND_NOISE (see the module's docstring and bench/retrieval_generator.py).
 BLEND_PARTS = 3
@@ -1030,36 +1032,17 @@ def print_report(report) -> None:
 # --------------------------------------------------------------------------
 
 
-class BenchChunk:
-    def __init__(self, position, text):
-        self.position, self.text, self.heading, self.page = position, text, None, None
-        self.token_count = len(text.split())
-
-
 def write_document(tenant, bot, dataset: DataSet, *, label: str) -> dict:
     """Write a 10,000-chunk document as ingestion's last step does (one transaction: chunks, statistics, status)."""
     import numpy as np
 
-    from bothero.ids import new_public_id
-    from knowledge.models import Document
-    from knowledge.services.ingestion import _document_finish
-
-    claim = new_public_id("bench")
-    document = Document.objects.create(
-        tenant=tenant, bot=bot, title=f"Bench write ({label})", source_type="text", content_type="text/plain",
-        status="processing", claim_token=claim,
-    )  # fmt: skip
     count = min(DELETE_DOCUMENT_CHUNKS, len(dataset.texts))
-    chunks = [BenchChunk(position, dataset.texts[position]) for position in range(count)]
     # Near the loaded chunks' vectors, not copies of them.
     noise = np.random.default_rng(count).standard_normal((count, dataset.vectors.shape[1])).astype(np.float32)
     vectors = normalised(dataset.vectors[:count] + 0.02 * noise)
-    started = time.perf_counter()
-    _document_finish(
-        document_id=document.pk, claim_token=claim, chunks=chunks, vectors=vectors, aux_vectors=vectors,
-        embedding_model="all-MiniLM-L6-v2-int8+bge-small-en-int8", embedding_dimension=384,
-    )  # fmt: skip
-    seconds = time.perf_counter() - started
+    document, seconds = timed_document_write(
+        tenant, bot, dataset.texts[:count], vectors, title=f"Bench write ({label})"
+    )
     result = {"chunks": count, "seconds": round(seconds, 2), "chunks_per_s": round(count / seconds, 1)}
     print(f"Wrote a {count}-chunk document into the {label}: {result}")
     return result | {"document_id": document.pk}
@@ -1196,7 +1179,7 @@ def reindex_document(document, dataset: DataSet) -> None:
         chunks=[BenchChunk(position, dataset.texts[row]) for position, row in enumerate(rows)],
         vectors=dataset.vectors[first - 1 : first - 1 + count],
         aux_vectors=dataset.vectors[first - 1 : first - 1 + count],
-        embedding_model="all-MiniLM-L6-v2-int8+bge-small-en-int8", embedding_dimension=384,
+        embedding_model=ENSEMBLE_MODEL, embedding_dimension=384,
     )  # fmt: skip
 
 
