@@ -300,6 +300,14 @@ async def conversation_sse(
     layer = get_channel_layer()
     channel = await layer.new_channel()
     group = conversation_group(public_id)
+    closed = False
+
+    async def close_once() -> None:
+        nonlocal closed
+        if on_close is not None and not closed:
+            closed = True
+            await sync_to_async(on_close, thread_sensitive=False)()
+
     await layer.group_add(group, channel)
     try:
         # Read once listening, so that no change falls between the two; the pooled connection then goes back
@@ -307,7 +315,7 @@ async def conversation_sse(
         status = await sync_to_async(_status_and_release)(public_id)
         yield b"event: ready\ndata: " + json_bytes({"conversation_id": public_id, "status": status}) + b"\n\n"
         updates = with_heartbeats(_channel_messages(layer, channel), heartbeat_seconds)
-        async with aclosing(updates):
+        try:
             async for update in updates:
                 if deadline is not None and time.monotonic() >= deadline:
                     return
@@ -317,10 +325,14 @@ async def conversation_sse(
                 data = visitor_event_data(update["event"], update["data"]) if for_visitor else update["data"]
                 if data is not None:
                     yield b"event: " + update["event"].encode() + b"\ndata: " + json_bytes(data) + b"\n\n"
+        finally:
+            # on_close first: ending the pending channel read can wait for the layer's receive timeout (5 s
+            # with channels_redis), and the client's stream slots are free as soon as it has gone.
+            await close_once()
+            await updates.aclose()
     finally:
+        await close_once()
         await layer.group_discard(group, channel)
-        if on_close is not None:
-            await sync_to_async(on_close, thread_sensitive=False)()
 
 
 def _status_and_release(public_id: str) -> str:
