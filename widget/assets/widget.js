@@ -320,6 +320,17 @@
         self.close();
       }
     });
+    // Any use of the open chat counts as activity (see shouldFollow).
+    this.panel.addEventListener("keydown", function () {
+      self.active();
+    });
+    this.panel.addEventListener("pointerdown", function () {
+      self.active();
+    });
+    document.addEventListener("visibilitychange", function () {
+      if (document.hidden && self.status !== "handoff") self.stopFollowing();
+      else self.follow();
+    });
     this.input.addEventListener("keydown", function (event) {
       // Enter sends; Shift+Enter is a new line (and Enter while composing an IME word is the IME's).
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
@@ -332,6 +343,7 @@
       self.send(self.input.value);
     });
     this.busy = false;
+    this.lastActive = Date.now();
     this.bot = null;
     this.leadOffered = false;
     this.resetConversation();
@@ -393,7 +405,7 @@
           self.addMessage(message.role, message.content, message);
         });
         var messages = page.data || [];
-        if (withPerson || (messages.length && messages[messages.length - 1].role === "user")) self.follow();
+        self.follow(withPerson || (messages.length && messages[messages.length - 1].role === "user"));
       },
       function (error) {
         if (error.code !== "conversation_not_found") throw error;
@@ -409,6 +421,7 @@
     this.frame.classList.add("open");
     this.launcher.setAttribute("aria-expanded", "true");
     this.input.focus();
+    this.active();
     this.dispatchEvent(new CustomEvent("bothero:open", { bubbles: true, composed: true }));
   };
 
@@ -418,6 +431,7 @@
     this.frame.classList.remove("open");
     this.launcher.setAttribute("aria-expanded", "false");
     this.launcher.focus();
+    if (this.status !== "handoff") this.stopFollowing();
     this.dispatchEvent(new CustomEvent("bothero:close", { bubbles: true, composed: true }));
   };
 
@@ -585,6 +599,7 @@
           if (name === "message.start") {
             self.conversationId = data.conversation_id;
             store(conversationKey(), data.conversation_id);
+            self.follow(); // a new conversation: an agent may take it over
           } else if (name === "chat.handoff") {
             // A person has the conversation: the message is theirs to answer, and the bot says nothing.
             bubble.remove();
@@ -657,7 +672,7 @@
       this.notice("You're connected to our team. A person will reply here.");
       this.follow();
     } else if (status === "bot") {
-      this.stopFollowing();
+      if (!this.shouldFollow()) this.stopFollowing();
       if (before === "handoff") this.notice("You're chatting with the assistant again.");
     } else if (status === "closed") {
       this.stopFollowing();
@@ -699,12 +714,28 @@
     clearTimeout(this.reconnectTimer);
   };
 
-  // Follow the conversation's events (agents' replies, resumed, closed) for as long as a person has it. The
-  // server ends each stream after a few minutes, and the network may drop it: then it is opened again, and
-  // the history fills in what came in between. fetch() rather than EventSource, which cannot send headers.
-  BotHeroChat.prototype.follow = function () {
+  BotHeroChat.prototype.active = function () {
+    this.lastActive = Date.now();
+    this.follow(); // nothing when it already does, or should not
+  };
+
+  // Whether to follow the conversation live: while a person has it, and while the bot has it as long as the
+  // chat is open on a visible page and was used in the last IDLE_MINUTES (an agent may take it over at any
+  // time). A closed or hidden chat, or an idle one, holds no stream (the server caps them per visitor).
+  var IDLE_MINUTES = 15;
+  BotHeroChat.prototype.shouldFollow = function () {
+    if (!this.conversationId || this.status === "closed") return false;
+    if (this.status === "handoff") return true;
+    return this.isOpen() && !document.hidden && Date.now() - this.lastActive < IDLE_MINUTES * 60000;
+  };
+
+  // Follow the conversation's events (agents' replies, handed over, resumed, closed) while shouldFollow() (or
+  // once when `always`, for a reloaded conversation a person may have). The server ends each stream after a
+  // few minutes, and the network may drop it: then it is opened again, and the history fills in what came
+  // in between. fetch() rather than EventSource, which cannot send headers.
+  BotHeroChat.prototype.follow = function (always) {
     var self = this;
-    if (this.following || !this.conversationId) return;
+    if (this.following || !this.conversationId || !(always || this.shouldFollow())) return;
     var controller = new AbortController();
     var conversationId = this.conversationId;
     var path = "/v1/conversations/" + encodeURIComponent(conversationId);
@@ -738,7 +769,7 @@
       .then(function (delay) {
         if (self.following !== controller) return; // stopped, or another conversation since
         self.following = null;
-        if (delay === null || self.status !== "handoff" || self.conversationId !== conversationId) return;
+        if (delay === null || !self.shouldFollow() || self.conversationId !== conversationId) return;
         self.reconnectTimer = setTimeout(function () {
           self.follow();
         }, delay * 1000);

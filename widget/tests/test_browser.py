@@ -480,3 +480,39 @@ def test_talk_to_a_person_and_back_to_the_bot(browser, shop, api, stub):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(SCREENSHOTS / "widget-handoff-resumed.png"))
     assert console_errors(browser) == []
+
+
+def test_an_agent_who_takes_over_unasked_is_seen_live_while_the_chat_is_open(browser, shop, api, stub):
+    bot = shop["bot"]
+    browser.get(shop["url"])
+    open_widget(browser)
+    browser.execute_script("BotHero.ask('Do you ship abroad?')")
+    wait_for(browser, lambda d: any("Stub answer to: Do you ship abroad?" in text for text in answers(d)))
+    conversation = Conversation.objects.get(bot=bot)
+    assert conversation.status == "bot"
+
+    # An agent steps in on their own (the visitor did not ask, and says nothing more): seen with no reload.
+    with httpx.Client(base_url=api, headers={"Authorization": f"Bearer {shop['actor'].key}"}, timeout=15) as agent:
+        reply = agent.post(
+            f"/v1/conversations/{conversation.public_id}/messages",
+            json={"role": "agent", "content": "Hi, Sam from Acme here: yes, we ship to 30 countries."},
+        )
+        assert reply.status_code == 201
+        wait_for(browser, lambda d: agent_messages(d) == ["Hi, Sam from Acme here: yes, we ship to 30 countries."])
+    wait_for(browser, lambda d: "A person will reply here" in notices(d))
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOTS / "widget-agent-takeover.png"))
+    assert console_errors(browser) == []
+
+
+def test_a_closed_chat_holds_no_stream_while_the_bot_has_the_conversation(browser, shop):
+    browser.get(shop["url"])
+    open_widget(browser)
+    browser.execute_script("BotHero.ask('Do you ship abroad?')")
+    wait_for(browser, lambda d: any("Stub answer to: Do you ship abroad?" in text for text in answers(d)))
+    wait_for(browser, lambda d: d.execute_script("return !!BotHero.element.following"))
+    browser.execute_script("BotHero.close()")
+    assert browser.execute_script("return BotHero.element.following") is None
+    browser.execute_script("BotHero.open()")
+    wait_for(browser, lambda d: d.execute_script("return !!BotHero.element.following"))
+    assert console_errors(browser) == []
