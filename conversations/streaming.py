@@ -315,8 +315,18 @@ async def conversation_sse(
         status = await sync_to_async(_status_and_release)(public_id)
         yield b"event: ready\ndata: " + json_bytes({"conversation_id": public_id, "status": status}) + b"\n\n"
         updates = with_heartbeats(_channel_messages(layer, channel), heartbeat_seconds)
+        next_update = None
         try:
-            async for update in updates:
+            while True:
+                # Each read is shielded, so that when the client goes the cancellation lands here, and the
+                # slots are given back before the pending channel-layer read is ended, which can wait for the
+                # layer's receive timeout (5 s with channels_redis).
+                next_update = asyncio.ensure_future(anext(updates))
+                try:
+                    update = await asyncio.shield(next_update)
+                except StopAsyncIteration:
+                    return
+                next_update = None
                 if deadline is not None and time.monotonic() >= deadline:
                     return
                 if update is HEARTBEAT:
@@ -326,9 +336,13 @@ async def conversation_sse(
                 if data is not None:
                     yield b"event: " + update["event"].encode() + b"\ndata: " + json_bytes(data) + b"\n\n"
         finally:
-            # on_close first: ending the pending channel read can wait for the layer's receive timeout (5 s
-            # with channels_redis), and the client's stream slots are free as soon as it has gone.
             await close_once()
+            if next_update is not None:
+                next_update.cancel()
+                try:
+                    await next_update
+                except (asyncio.CancelledError, StopAsyncIteration, Exception):
+                    pass
             await updates.aclose()
     finally:
         await close_once()

@@ -84,7 +84,7 @@ def _model_object(bot) -> dict:
     }
 
 
-def _stream_response(make_stream, request) -> StreamingHttpResponse:
+def _stream_response(make_stream, request, *, on_close=None) -> StreamingHttpResponse:
     # Under ASGI the async generator is served on the event loop as tokens arrive;
     # a synchronous server (the test client, WSGI) gets the same events buffered.
     if isinstance(request._request, ASGIRequest):
@@ -92,6 +92,10 @@ def _stream_response(make_stream, request) -> StreamingHttpResponse:
     else:
         content = streaming.buffered(make_stream)
     response = StreamingHttpResponse(content, content_type="text/event-stream; charset=utf-8")
+    if on_close is not None:
+        # Django closes the response when the client goes, but not our generator when the disconnect came
+        # while a frame was being sent (it is then left to the garbage collector): `on_close` runs either way.
+        response._resource_closers.append(on_close)
     for name, value in streaming.SSE_HEADERS.items():
         response[name] = value
     return response
@@ -449,4 +453,5 @@ class ConversationViewSet(mixins.ListModelMixin, TenantViewSet):
                 on_close=release,
             ),
             request,
+            on_close=release,
         )

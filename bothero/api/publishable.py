@@ -175,7 +175,7 @@ STREAM_RETRY_SECONDS = 30
 
 def visitor_stream_open(request, api_key: ApiKey) -> Callable[[], None]:
     """Take a live-stream slot for the request's visitor and for its client address, or raise 429
-    `too_many_streams`; returns what gives them back (call it when the stream ends).
+    `too_many_streams`; returns what gives them back (call it when the stream ends; calling it again does nothing).
 
     The slots are held for at most the stream's longest life (`WIDGET_EVENTS_MAX_SECONDS`, plus a heartbeat),
     so a stream whose end is never seen (a killed process) frees its slots when that time has passed.
@@ -192,7 +192,13 @@ def visitor_stream_open(request, api_key: ApiKey) -> Callable[[], None]:
     taken: list[tuple[str, str]] = []
 
     def release() -> None:
-        for key, token in taken:
+        # Called by the stream's end and by the response's close (two threads, maybe at once): each slot
+        # is given back once (list.pop is atomic).
+        while True:
+            try:
+                key, token = taken.pop()
+            except IndexError:
+                return
             ratelimit.slot_release(key, token)
 
     for key, who, limit in wanted:
