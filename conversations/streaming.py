@@ -75,13 +75,18 @@ async def with_heartbeats(source: AsyncIterator, interval: float) -> AsyncIterat
                 return
             yield item
     finally:
-        if pending is not None:
-            pending.cancel()
-            try:
-                await pending
-            except (asyncio.CancelledError, StopAsyncIteration, Exception):
-                pass
-        await iterator.aclose()
+        await abandon_read(pending, iterator)
+
+
+async def abandon_read(pending: asyncio.Future | None, iterator) -> None:
+    """Cancel a pending read of `iterator` (if any), wait for it to end, whatever it raises, and close `iterator`."""
+    if pending is not None:
+        pending.cancel()
+        try:
+            await pending
+        except (asyncio.CancelledError, StopAsyncIteration, Exception):
+            pass
+    await iterator.aclose()
 
 
 def start_data(prepared: PreparedReply) -> dict:
@@ -337,13 +342,7 @@ async def conversation_sse(
                     yield b"event: " + update["event"].encode() + b"\ndata: " + json_bytes(data) + b"\n\n"
         finally:
             await close_once()
-            if next_update is not None:
-                next_update.cancel()
-                try:
-                    await next_update
-                except (asyncio.CancelledError, StopAsyncIteration, Exception):
-                    pass
-            await updates.aclose()
+            await abandon_read(next_update, updates)
     finally:
         await close_once()
         await layer.group_discard(group, channel)
