@@ -60,6 +60,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bothero.settings")
 os.environ["BOTHERO_TEST_DB_NAME"] = "bench_quality"
 
+from bench.common import results_file  # noqa: E402
+
 DATA = ROOT / "bench" / "data"
 MODES = ("fulltext", "vector", "rrf", "pipeline")
 MODE_LABELS = {
@@ -192,7 +194,7 @@ def main() -> int:
     parser.add_argument(
         "--fit", action="store_true", help="fit knowledge.selectors' relevance model on the tuning part, print it, stop"
     )
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "quality.json"))
+    parser.add_argument("--out", default=str(results_file("quality.json")))
     args = parser.parse_args()
     modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
     unknown = set(modes) - set(MODES)

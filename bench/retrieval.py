@@ -83,7 +83,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bothero.settings")
 
 from real_passages import man_passages  # noqa: E402
 
-from bench.common import ENSEMBLE_MODEL, BenchChunk, timed_document_write  # noqa: E402
+from bench.common import ENSEMBLE_MODEL, BenchChunk, results_file, timed_document_write  # noqa: E402
 
 # The `blend` generator: a random convex mixture of BLEND_PARTS real embeddings plus Gaussian
 # noise of norm ~BLEND_NOISE (see the module's docstring and bench/retrieval_generator.py).
@@ -331,10 +331,9 @@ def main() -> int:
         if args.writes:
             measure_writes(args, dataset, report)
         report["machine"]["load_avg_at_end"] = os.getloadavg()
-        out = ROOT / "bench" / "results" / f"retrieval-{name}.json"
-        out.parent.mkdir(exist_ok=True)
+        out = results_file(f"retrieval-{name}.json")
         out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-        print(f"wrote {out.relative_to(ROOT)}")
+        print(f"wrote {out}")
     finally:
         if not args.keep:
             teardown_databases(old_config, verbosity=0)

@@ -32,6 +32,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bothero.settings")
 from real_passages import man_passages  # noqa: E402
 from retrieval import cached_embeddings, query_from, synthetic_vectors  # noqa: E402
 
+from bench.common import results_file  # noqa: E402
+
 DATABASE = "bench_retrieval_generator"
 
 
@@ -99,8 +101,7 @@ def main() -> int:
         with psycopg.connect(**server) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
     report["load_avg_at_end"] = os.getloadavg()
-    out = ROOT / "bench" / "results" / "retrieval-generator.json"
-    out.parent.mkdir(exist_ok=True)
+    out = results_file("retrieval-generator.json")
     out.write_text(json.dumps(report, indent=2) + "\n")
     print_table(report, ef_values)
     return 0

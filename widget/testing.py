@@ -89,6 +89,8 @@ def chromium(width: int = 1280, height: int = 900):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
+    if not (CHROMIUM and CHROMEDRIVER):
+        raise RuntimeError("needs Debian's chromium and chromium-driver: apt-get install chromium chromium-driver")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in (
