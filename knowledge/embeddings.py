@@ -347,10 +347,19 @@ def _cached_embedder(key: tuple, build):
     return embedder
 
 
-# Embeds a question with the second model while the calling thread runs the first; as many threads as the
-# chat's question-embedding pool has by default (CHAT_RETRIEVAL_THREADS), so none of its questions queues here.
+# Embeds a question with the second model while the calling thread runs the first, or with both while the
+# caller runs the full-text ranker (`embed_question_start`). More threads than cores: a search whose
+# embedder is an HTTP API waits here on the network, and must not queue behind other searches' waits.
 _question_pool: ThreadPoolExecutor | None = None
 _question_pool_lock = threading.Lock()
+
+
+def _question_threads() -> ThreadPoolExecutor:
+    global _question_pool
+    with _question_pool_lock:
+        if _question_pool is None:
+            _question_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="question-embedding")
+        return _question_pool
 
 
 def embed_question(embedder, auxiliary: LocalEmbedder | None, text: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -359,19 +368,36 @@ def embed_question(embedder, auxiliary: LocalEmbedder | None, text: str) -> tupl
     The two run at the same time, one on a worker thread (onnxruntime releases the GIL while it
     computes): a question costs about the slower of the two models rather than their sum.
     """
-    global _question_pool
     if auxiliary is None:
         return embedder.embed([text])[0], None
-    with _question_pool_lock:
-        if _question_pool is None:
-            _question_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="question-embedding")
-        pool = _question_pool
-    second = pool.submit(auxiliary.embed_query, text)
+    second = _question_threads().submit(auxiliary.embed_query, text)
     try:
         first = embedder.embed([text])[0]
     finally:
         aux_vector = second.result()
     return first, aux_vector
+
+
+def embed_question_start(
+    embedder, auxiliary: LocalEmbedder | None, text: str
+) -> Callable[[], tuple[np.ndarray, np.ndarray | None]]:
+    """`embed_question` on worker threads, both models at once, while the caller does something else (such
+    as a database query); call the result for the two vectors (an error of either model is raised then).
+
+    Each model is its own task, none waiting on another, so busy threads only queue questions, never
+    deadlock the pool."""
+    pool = _question_threads()
+    first = pool.submit(lambda: embedder.embed([text])[0])
+    second = pool.submit(auxiliary.embed_query, text) if auxiliary is not None else None
+
+    def result() -> tuple[np.ndarray, np.ndarray | None]:
+        try:
+            vector = first.result()
+        finally:
+            aux_vector = second.result() if second is not None else None
+        return vector, aux_vector
+
+    return result
 
 
 def _forget_embedders_after_fork() -> None:

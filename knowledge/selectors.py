@@ -1,6 +1,7 @@
 """Knowledge base reads: documents, and hybrid retrieval for the chat engine and hit testing.
 
-Retrieval (`search`) runs two rankers over one bot's chunks, in one SQL statement:
+Retrieval (`search`) runs two rankers over one bot's chunks (the full-text one in its own statement while
+the query is embedded, the vector one in the statement that then scores every candidate):
 
 * vector, cosine distance: a bot holding at most `KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS`
   chunks (most bots) is scanned exactly through the index on `bot_id`, so its
@@ -41,7 +42,7 @@ from numpy import ndarray
 from bothero.errors import NotFoundError, ValidationError
 from knowledge import sql
 from knowledge.conf import auxiliary_embedder, configured_embedder
-from knowledge.embeddings import embed_question
+from knowledge.embeddings import embed_question, embed_question_start
 from knowledge.models import Document
 
 
@@ -196,7 +197,8 @@ def search(
     top_k defaults to bot.retrieval["top_k"], min_score to bot.retrieval["min_score"]. Only chunks of
     documents with status "ready". Embeds the query (local ONNX model by default) unless `query_vector`
     gives its embedding: the vector, or a callable returning it (such as the `result` of a Future
-    computing it elsewhere), called only once the full-text ranker is planned so the two overlap."""
+    computing it elsewhere), called only once the full-text ranker has run, so the two overlap (without it
+    the query is embedded on worker threads meanwhile)."""
     return search_ranked(
         tenant=tenant, bot=bot, query=query, top_k=top_k, min_score=min_score, mode="hybrid", query_vector=query_vector
     )
@@ -239,6 +241,10 @@ def search_candidates(
         "tenant_id": tenant.pk,
         "candidates": max(settings.KNOWLEDGE_SEARCH_CANDIDATES, top_k),
     }
+    if query_vector is None:
+        # The models embed the query on worker threads while the full-text ranker runs in PostgreSQL: the
+        # two overlap instead of adding up.
+        query_vector = query_embeddings_start(query)
     # Read-only statements, in autocommit unless the caller is in a transaction: no BEGIN/COMMIT
     # round trips, and no transaction of ours held open while the query is embedded (the slow part).
     with connection.cursor() as cursor:
@@ -250,7 +256,14 @@ def search_candidates(
                 cursor, bot=bot, query=query, params=params
             )
             if text_hits:
-                rankings.append(f"SELECT id, rank FROM ({text_hits}) AS text_hits")
+                # Its own statement, run before the query's vector is needed; its hits join the final
+                # statement as two arrays.
+                cursor.execute(text_hits, params)
+                hits = cursor.fetchall()
+                if hits:
+                    params["text_hit_ids"] = [hit_id for hit_id, _rank in hits]
+                    params["text_hit_ranks"] = [rank for _hit_id, rank in hits]
+                    rankings.append(sql.TEXT_HITS_GIVEN)
         if mode in ("hybrid", "rrf", "vector"):
             if bot_chunks is None:
                 bot_chunks = _bot_chunk_count(cursor, bot=bot)
@@ -309,6 +322,17 @@ def query_embeddings(query: str) -> QueryEmbedding:
     the ensemble, the two models running at the same time."""
     vector, aux = embed_question(configured_embedder(), auxiliary_embedder(), query.strip())
     return QueryEmbedding(vector=vector, aux=aux)
+
+
+def query_embeddings_start(query: str) -> Callable[[], QueryEmbedding]:
+    """`query_embeddings` computed on worker threads from now; call the result for it."""
+    result = embed_question_start(configured_embedder(), auxiliary_embedder(), query.strip())
+
+    def embedding() -> QueryEmbedding:
+        vector, aux = result()
+        return QueryEmbedding(vector=vector, aux=aux)
+
+    return embedding
 
 
 def _query_embedding(query: str, query_vector: QueryVector | None, *, ensemble: bool = True) -> QueryEmbedding:

@@ -74,6 +74,11 @@ _TEXT_HITS = """
 # The candidates found through the GIN index on the tsvector: it holds every bot's chunks, so its
 # posting lists cost what the query's words match in the whole index, before the bot filter.
 TEXT_HITS = _TEXT_HITS.replace("<chunks>", "knowledge_chunk")
+# The full-text ranker's hits, found by one of the statements above and passed back, ranked, into
+# the statement that scores every candidate (`PASSAGES`).
+TEXT_HITS_GIVEN = (
+    "SELECT * FROM unnest(%(text_hit_ids)s::bigint[], %(text_hit_ranks)s::bigint[]) AS text_hits(id, rank)"
+)
 # The same hits from the bot's own rows (index on bot_id), each one's tsvector checked: costs what
 # the bot holds. `OFFSET 0` keeps the planner from merging the two and going back to the GIN index.
 TEXT_HITS_BOT_ROWS = _TEXT_HITS.replace(

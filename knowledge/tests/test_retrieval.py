@@ -410,3 +410,66 @@ def test_the_rrf_mode_keeps_the_fused_order_and_shows_the_same_scores(alice, ali
     # The same candidates with the same scores; only "hybrid" is ordered by them.
     assert {p.chunk_id: p.score for p in hybrid} == {p.chunk_id: p.score for p in fused}
     assert [p.score for p in hybrid] == sorted((p.score for p in fused), reverse=True)
+
+
+class SlowEmbedder:
+    """The configured model answering only after `delay` seconds (as an embedding API would), recording when."""
+
+    def __init__(self, model, delay: float = 0.3, error: Exception | None = None):
+        self.model, self.delay, self.error = model, delay, error
+        self.started: list[float] = []
+        self.finished: list[float] = []
+
+    def embed(self, texts):
+        import time
+
+        self.started.append(time.monotonic())
+        time.sleep(self.delay)
+        if self.error:
+            raise self.error
+        vectors = self.model.embed(texts)
+        self.finished.append(time.monotonic())
+        return vectors
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+
+def test_the_full_text_ranker_runs_while_the_query_is_embedded(alice, alice_bot, add_text, monkeypatch):
+    import time
+
+    from django.db import connection
+
+    from knowledge import selectors
+
+    add_text(alice_bot, "Batteries", "Charge the battery for two hours before the first use.")
+    add_text(alice_bot, "Refunds", "Refunds are paid back to your card within 14 days.")
+    query = "How long do I charge the battery?"
+    expected = search(tenant=alice.tenant, bot=alice_bot, query=query, query_vector=selectors.query_embeddings(query))
+    slow = SlowEmbedder(selectors.configured_embedder())
+    monkeypatch.setattr(selectors, "configured_embedder", lambda: slow)
+    statements = []
+
+    def record(execute, sql, params, many, context):
+        statements.append((time.monotonic(), sql))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        passages = search(tenant=alice.tenant, bot=alice_bot, query=query)
+
+    (full_text_at,) = [at for at, sql in statements if "ts_rank_cd" in sql]
+    assert slow.started[0] < full_text_at < slow.finished[0]
+    assert passages == expected
+    assert passages[0].text.startswith("Charge the battery")
+
+
+def test_an_embedding_error_on_the_worker_thread_reaches_the_caller(alice, alice_bot, add_text, monkeypatch):
+    from knowledge import selectors
+    from knowledge.embeddings import EmbeddingError
+
+    add_text(alice_bot, "Batteries", "Charge the battery for two hours before the first use.")
+    failing = SlowEmbedder(selectors.configured_embedder(), delay=0.05, error=EmbeddingError("unreachable"))
+    monkeypatch.setattr(selectors, "configured_embedder", lambda: failing)
+
+    with pytest.raises(EmbeddingError, match="unreachable"):
+        search(tenant=alice.tenant, bot=alice_bot, query="How long do I charge the battery?")
