@@ -172,7 +172,10 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # channels_redis waits for a message with BZPOPMIN for up to 5 s; redis-py 8 reads with a 5 s
+            # socket timeout by default, so a quiet channel would raise TimeoutError instead of returning
+            # nothing (a live stream broke after 5 s of silence). The read timeout must exceed that wait.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
         }
     }
 else:
