@@ -347,9 +347,8 @@ def _cached_embedder(key: tuple, build):
     return embedder
 
 
-# Embeds a question with the second model while the calling thread runs the first, or with both while the
-# caller runs the full-text ranker (`embed_question_start`). More threads than cores: a search whose
-# embedder is an HTTP API waits here on the network, and must not queue behind other searches' waits.
+# Embeds a question's two models side by side (`embed_question_start`). More threads than cores: a search
+# whose embedder is an HTTP API waits here on the network, and must not queue behind other searches' waits.
 _question_pool: ThreadPoolExecutor | None = None
 _question_pool_lock = threading.Lock()
 
@@ -365,17 +364,10 @@ def _question_threads() -> ThreadPoolExecutor:
 def embed_question(embedder, auxiliary: LocalEmbedder | None, text: str) -> tuple[np.ndarray, np.ndarray | None]:
     """`text` embedded by `embedder` (a 384 vector) and, when given, by `auxiliary` with its query instruction.
 
-    The two run at the same time, one on a worker thread (onnxruntime releases the GIL while it
-    computes): a question costs about the slower of the two models rather than their sum.
+    The two run at the same time on worker threads (onnxruntime releases the GIL while it computes): a
+    question costs about the slower of the two models rather than their sum.
     """
-    if auxiliary is None:
-        return embedder.embed([text])[0], None
-    second = _question_threads().submit(auxiliary.embed_query, text)
-    try:
-        first = embedder.embed([text])[0]
-    finally:
-        aux_vector = second.result()
-    return first, aux_vector
+    return embed_question_start(embedder, auxiliary, text)()
 
 
 def embed_question_start(

@@ -42,7 +42,7 @@ from numpy import ndarray
 from bothero.errors import NotFoundError, ValidationError
 from knowledge import sql
 from knowledge.conf import auxiliary_embedder, configured_embedder
-from knowledge.embeddings import embed_question, embed_question_start
+from knowledge.embeddings import embed_question_start
 from knowledge.models import Document
 
 
@@ -320,8 +320,7 @@ def query_embedding(query: str) -> ndarray:
 def query_embeddings(query: str) -> QueryEmbedding:
     """The embeddings `search` compares chunks with: the query (without surrounding spaces) by each model of
     the ensemble, the two models running at the same time."""
-    vector, aux = embed_question(configured_embedder(), auxiliary_embedder(), query.strip())
-    return QueryEmbedding(vector=vector, aux=aux)
+    return query_embeddings_start(query)()
 
 
 def query_embeddings_start(query: str) -> Callable[[], QueryEmbedding]:
